@@ -1,0 +1,76 @@
+"""The composition root: the one place that wires settings, database, router, services and channels."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from importlib.resources import files
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from sqlalchemy import text
+
+from helpline.appkeys import DB, INBOX, METRICS, SETTINGS
+from helpline.classify import GreetingClassifier
+from helpline.config import Settings
+from helpline.db import Database
+from helpline.handlers import menu
+from helpline.http import edge_middleware, json_response
+from helpline.inbound import Inbox
+from helpline.metrics import CONTENT_TYPE, Metrics
+from helpline.request import Intent
+from helpline.router import Router
+
+# Big enough for a form with a few photos (the portal), small enough to refuse abuse early.
+MAX_BODY = 8 * 1024 * 1024
+
+
+def build_router() -> Router:
+    """Every intent handler the line knows, registered explicitly."""
+    router = Router(GreetingClassifier(), fallback=menu.fallback)
+    router.register(Intent.MENU, menu.menu)
+    return router
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the aiohttp application; no I/O happens until it starts."""
+    from channels import web as web_channel
+
+    app = web.Application(middlewares=[edge_middleware], client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_database)
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(files("templates"))),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    web_channel.setup(app)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = Database.from_url(settings.database_url)
+    app[DB] = db
+    app[INBOX] = Inbox(db, build_router(), settings, app[METRICS])
+    try:
+        yield
+    finally:
+        await db.dispose()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        async with request.app[DB].read() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception:
+        return json_response({"status": "unavailable", "error": "database does not answer"}, status=503)
+    return json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

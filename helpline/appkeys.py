@@ -1,0 +1,18 @@
+"""Typed keys for the application's shared state (set by the composition root, read by handlers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from helpline.config import Settings
+    from helpline.db import Database
+    from helpline.inbound import Inbox
+    from helpline.metrics import Metrics
+
+SETTINGS: web.AppKey["Settings"] = web.AppKey("settings")
+DB: web.AppKey["Database"] = web.AppKey("db")
+INBOX: web.AppKey["Inbox"] = web.AppKey("inbox")
+METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")

@@ -1,0 +1,122 @@
+"""The ``helpline`` command: serve, db upgrade, user add, export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import sys
+from collections.abc import Sequence
+
+from helpline.config import Settings, SettingsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="helpline", description="Multichannel community help-line service.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="prepare the database and run the service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply Alembic migrations to HELPLINE_DATABASE_URL")
+
+    user = sub.add_parser("user", help="console accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create a console account")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["operator", "supervisor", "department", "admin"])
+    add.add_argument("--password", required=True)
+    add.add_argument("--department", help="department code (department users only)")
+
+    exp = sub.add_parser("export", help="write all records to stdout")
+    exp.add_argument("kind", choices=["messages"])
+    exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"helpline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from helpline import logs
+
+    logs.configure(settings.log_level)
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    if args.command == "db":
+        from helpline.bootstrap import prepare_database
+
+        asyncio.run(prepare_database(settings))
+        print("database is at the latest schema")
+        return 0
+    if args.command == "user":
+        return asyncio.run(_user_add(settings, args))
+    if args.command == "export":
+        return asyncio.run(_export(settings, args.kind, args.format))
+    return 2  # pragma: no cover - argparse enforces the choices
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from helpline.app import create_app
+    from helpline.bootstrap import prepare
+
+    asyncio.run(prepare(settings))
+    base = f"http://{host}:{port}"
+    print(f"Helpline is serving on {base}")
+    print(f"  resident portal  {base}/")
+    print(f"  messages API     {base}/api/v1/messages")
+    print(f"  health           {base}/healthz")
+    print(f"  metrics          {base}/metrics")
+    print(f"  database         {settings.database_url}", flush=True)
+    try:
+        web.run_app(create_app(settings), host=host, port=port, print=None, shutdown_timeout=10)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"helpline: port {port} on {host} is already in use; choose another with --port", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+async def _user_add(settings: Settings, args: argparse.Namespace) -> int:
+    from helpline.bootstrap import prepare_database
+    from helpline.db import Database
+    from helpline.users import UserError, add_user
+
+    await prepare_database(settings)
+    db = Database.from_url(settings.database_url)
+    try:
+        async with db.write() as session:
+            user = await add_user(session, args.username, args.role, args.password, args.department)
+        print(f"created {user.role} {user.username!r}")
+        return 0
+    except UserError as exc:
+        print(f"helpline: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+
+
+async def _export(settings: Settings, kind: str, fmt: str) -> int:
+    from helpline.db import Database
+    from helpline.export import export
+
+    db = Database.from_url(settings.database_url)
+    try:
+        await export(db, kind, fmt, sys.stdout)
+    finally:
+        await db.dispose()
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

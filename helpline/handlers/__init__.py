@@ -1,0 +1,1 @@
+"""Intent handlers: each turns a routed request into a reply, calling services where needed."""

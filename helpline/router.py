@@ -1,0 +1,110 @@
+"""The router: decide what a request is, then hand it to the one handler registered for that intent.
+
+Like an 81890 operator it first listens for an emergency, then lets a dialogue in progress (a
+booking waiting for its slot, a case waiting for its place) take the message, and otherwise
+classifies it afresh. Handlers are registered explicitly; anything unregistered reaches the
+fallback, so the router never answers with silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpline.config import Settings
+from helpline.models import Contact, Conversation
+from helpline.request import Intent, Reply, Request
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The classifier's verdict. ``category`` carries intent-specific detail (a grid class, a service)."""
+
+    intent: Intent
+    confidence: float = 1.0
+    category: dict[str, Any] | None = None
+
+
+class Classifier(Protocol):
+    def classify(self, text: str, lang: str) -> Classification: ...
+
+
+@dataclass
+class Context:
+    """Everything a handler may use. ``session`` is the transaction the message is stored in, so
+    whatever a handler writes (a case, a booking, an outbox row) commits together with it."""
+
+    session: AsyncSession
+    settings: Settings
+    request: Request
+    lang: str
+    contact: Contact
+    conversation: Conversation
+    now: datetime
+    classification: Classification = field(default_factory=lambda: Classification(Intent.UNKNOWN, 0.0))
+    router: Router | None = None
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The conversation's dialogue state; handlers change it through ``set_state``."""
+        return self.conversation.state or {}
+
+    def set_state(self, **changes: Any) -> None:
+        """Update dialogue state (None removes a key); assigns a new dict so the JSON column is saved."""
+        state = dict(self.state)
+        for key, value in changes.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+        self.conversation.state = state
+
+    def t(self, zh: str, en: str) -> str:
+        """Pick the text in the caller's language."""
+        return zh if self.lang == "zh" else en
+
+
+# A handler answers; a *flow* handler (continuing a dialogue) may return None to decline the
+# message, which the router then classifies afresh.
+Handler = Callable[[Context], Awaitable[Reply | None]]
+
+
+class Router:
+    def __init__(self, classifier: Classifier, fallback: Handler) -> None:
+        self.classifier = classifier
+        self._fallback = fallback
+        self._handlers: dict[Intent, Handler] = {}
+
+    def register(self, intent: Intent, handler: Handler) -> None:
+        if intent in self._handlers:
+            raise ValueError(f"a handler for {intent.value!r} is already registered")
+        self._handlers[intent] = handler
+
+    def handles(self, intent: Intent) -> bool:
+        return intent in self._handlers
+
+    async def route(self, ctx: Context) -> Reply:
+        ctx.router = self
+        ctx.classification = self.classifier.classify(ctx.request.text, ctx.lang)
+        if ctx.classification.intent is not Intent.EMERGENCY:
+            flow = ctx.state.get("flow")
+            if flow and flow in Intent.__members__.values() and Intent(flow) in self._handlers:
+                reply = await self._handlers[Intent(flow)](ctx)
+                if reply is not None:
+                    return reply
+                ctx.set_state(flow=None)
+        return await self.dispatch(ctx, ctx.classification.intent)
+
+    async def dispatch(self, ctx: Context, intent: Intent) -> Reply:
+        """Hand the request to the handler of ``intent`` (or the fallback) and insist on an answer."""
+        handler = self._handlers.get(intent, self._fallback)
+        reply = await handler(ctx)
+        if reply is None:
+            reply = await self._fallback(ctx)
+        if reply is None:  # pragma: no cover - a fallback must always answer
+            raise RuntimeError("the fallback handler gave no reply")
+        return reply

@@ -1,0 +1,1 @@
+"""The knowledge base: article files (zh + en) shipped with the package, and the code that loads them."""
