@@ -43,6 +43,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         scheme = self.database_url.split("://", 1)[0]
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
+            raise SettingsError(
+                "HELPLINE_DATABASE_URL: use the asyncpg driver, postgresql+asyncpg://user@host/db"
+            )
         if scheme not in _DB_SCHEMES:
             raise SettingsError(
                 f"HELPLINE_DATABASE_URL must start with one of {', '.join(s + '://' for s in _DB_SCHEMES)};"
