@@ -109,9 +109,15 @@ async def _export(settings: Settings, kind: str, fmt: str) -> int:
     from helpline.db import Database
     from helpline.export import export
 
+    from sqlalchemy.exc import DBAPIError
+
     db = Database.from_url(settings.database_url)
     try:
         await export(db, kind, fmt, sys.stdout)
+    except DBAPIError as exc:
+        print(f"helpline: cannot read {settings.database_url}: {exc.orig!r}; run 'helpline db upgrade' first?",
+              file=sys.stderr)
+        return 1
     finally:
         await db.dispose()
     sys.stdout.flush()
