@@ -55,10 +55,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = Database.from_url(settings.database_url)
     app[DB] = db
-    app[INBOX] = Inbox(db, build_router(), settings, app[METRICS])
+    inbox = Inbox(db, build_router(), settings, app[METRICS])
+    app[INBOX] = inbox
     try:
         yield
     finally:
+        await inbox.close()
         await db.dispose()
 
 

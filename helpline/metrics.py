@@ -24,6 +24,12 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
+        self.batch = Histogram(
+            "helpline_inbox_batch_size",
+            "Inbound messages committed together in one transaction (group commit)",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+        )
         self.http = Histogram(
             "helpline_http_request_seconds",
             "HTTP request latency by route and status",

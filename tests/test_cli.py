@@ -121,6 +121,7 @@ async def test_export_messages_as_jsonl_and_csv(settings: Settings, db: Database
     inbox = Inbox(db, build_router(), settings, Metrics())
     await inbox.handle(Request(Channel.WEB, "web:exp", "你好", provider_id="k1"))
     await inbox.handle(Request(Channel.WEB, "web:exp", "hello, \"quoted\", with comma", provider_id="k2"))
+    await inbox.close()
     env = {"HELPLINE_DATABASE_URL": settings.database_url}
 
     jsonl = run(["export", "messages"], tmp_path, env)

@@ -37,7 +37,7 @@ async def fallback(ctx: Context) -> Reply:
 
 async def route(db: Database, router: Router, text: str, settings: Settings, state: dict | None = None) -> tuple[Reply, dict]:
     async with db.write() as session:
-        contact, _ = await contact_for(session, "web:router-test")
+        contact = await contact_for(session, "web:router-test")
         conv = await current_conversation(session, contact, "web", utcnow())
         if state is not None:
             conv.state = state
