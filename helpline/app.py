@@ -11,10 +11,11 @@ from aiohttp import web
 from sqlalchemy import text
 
 from helpline.appkeys import DB, INBOX, METRICS, SETTINGS
-from helpline.classify import GreetingClassifier
+from helpline.classify import RuleClassifier
 from helpline.config import Settings
 from helpline.db import Database
-from helpline.handlers import menu
+from helpline.handlers import booking, emergency, grid, knowledge, menu, operator
+from helpline.handlers.status import StatusDesk
 from helpline.http import edge_middleware, json_response
 from helpline.inbound import Inbox
 from helpline.metrics import CONTENT_TYPE, Metrics
@@ -27,7 +28,13 @@ MAX_BODY = 8 * 1024 * 1024
 
 def build_router() -> Router:
     """Every intent handler the line knows, registered explicitly."""
-    router = Router(GreetingClassifier(), fallback=menu.fallback)
+    router = Router(RuleClassifier.shipped(), fallback=menu.fallback)
+    router.register(Intent.EMERGENCY, emergency.emergency)
+    router.register(Intent.CASE_STATUS, StatusDesk())
+    router.register(Intent.OPERATOR, operator.operator)
+    router.register(Intent.GRID_CASE, grid.grid_case)
+    router.register(Intent.BOOKING, booking.booking)
+    router.register(Intent.KNOWLEDGE, knowledge.knowledge)
     router.register(Intent.MENU, menu.menu)
     return router
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from helpline.config import Settings
+from helpline.db import Database
 from helpline.migrate import upgrade_async
+from knowledge.store import load_shipped
 
 
 async def prepare_database(settings: Settings) -> None:
@@ -12,7 +14,17 @@ async def prepare_database(settings: Settings) -> None:
     await upgrade_async(settings.database_url)
 
 
+async def load_shipped_data(settings: Settings) -> None:
+    """The knowledge base that ships with the package (staff edits are kept)."""
+    db = Database.from_url(settings.database_url)
+    try:
+        await load_shipped(db)
+    finally:
+        await db.dispose()
+
+
 async def prepare(settings: Settings) -> None:
     """Everything ``helpline serve`` needs before it takes requests."""
     await prepare_database(settings)
+    await load_shipped_data(settings)
     settings.resolved_secret_key()

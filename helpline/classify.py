@@ -1,27 +1,34 @@
-"""Classify a message into an intent from keyword data, in Chinese and English.
+"""Tell what a message is, from word lists in both languages (data/intents.yaml, grid_keywords.yaml).
 
-Text is normalised first (lower case, full-width to half-width, punctuation and spaces dropped) so
-that SMS shorthand and missing punctuation match as well as careful writing does.
+The order is the order an 81890 operator listens in: an emergency first, then a question about an
+earlier case, a wish for a person, a street problem to report, a service to book, a greeting.
+Anything else is a question for the knowledge base, whose search decides how sure it is.
+
+Text is normalised first, so SMS shorthand and missing punctuation match as well as careful
+writing: Chinese is matched as substrings of the text with spaces and punctuation removed,
+English as whole words or phrases, with plurals folded (street lights = street light).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any
+
+import yaml
 
 from helpline.request import Intent
 from helpline.router import Classification
+from helpline.taxonomy import GridClass, data_path, shipped_keywords, shipped_taxonomy
+from knowledge.tokens import fold_word
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
-
-GREETINGS = frozenset(
-    {
-        "你好", "您好", "你们好", "在吗", "在不在", "喂", "哈喽", "帮助", "菜单", "主菜单", "开始",
-        "有什么服务", "能做什么", "你们能做什么", "怎么用", "服务项目",
-        "hi", "hello", "hey", "help", "menu", "start", "options", "whatcanyoudo", "goodmorning",
-        "goodafternoon", "goodevening", "hellothere", "hiya",
-    }
-)
+_WORD = re.compile(r"[a-z0-9]+")
+_NUMBER = re.compile(r"\d{3,}")
+_QUESTION_ZH = ("吗", "怎么", "如何", "什么", "是否", "能不能", "可不可以", "可以不", "多少", "哪里", "为什么", "咋")
+_QUESTION_EN = frozenset({"how", "what", "why", "can", "is", "should", "which", "where", "do", "does", "are"})
 
 
 def normalise(text: str) -> str:
@@ -29,19 +36,176 @@ def normalise(text: str) -> str:
     return _PUNCT.sub("", unicodedata.normalize("NFKC", text).lower())
 
 
-class GreetingClassifier:
-    """Knows only greetings and help requests (``menu``); everything else is ``unknown``."""
+def _words(text: str) -> list[str]:
+    folded = unicodedata.normalize("NFKC", text).lower().replace("'", "").replace("\u2019", "")
+    return [fold_word(w) for w in _WORD.findall(folded)]
+
+
+@dataclass(frozen=True)
+class Text:
+    """A message in the two forms the matchers need."""
+
+    raw: str
+
+    @cached_property
+    def zh(self) -> str:
+        return normalise(self.raw)
+
+    @cached_property
+    def words(self) -> list[str]:
+        return _words(self.raw)
+
+    @cached_property
+    def en(self) -> str:
+        return f" {' '.join(self.words)} "
+
+    @cached_property
+    def is_question(self) -> bool:
+        return any(q in self.zh for q in _QUESTION_ZH) or "?" in self.raw or "？" in self.raw or (
+            bool(self.words) and self.words[0] in _QUESTION_EN
+        )
+
+
+class Terms:
+    """A word list in both languages; ``find`` returns the terms present, longest first."""
+
+    def __init__(self, zh: list[str] | None = None, en: list[str] | None = None) -> None:
+        self.zh = sorted({normalise(t) for t in zh or [] if normalise(t)}, key=len, reverse=True)
+        self.en = sorted({f" {' '.join(_words(t))} " for t in en or [] if _words(t)}, key=len, reverse=True)
+
+    @classmethod
+    def of(cls, data: dict[str, Any], zh: str = "zh", en: str = "en") -> Terms:
+        return cls([str(t) for t in data.get(zh, [])], [str(t) for t in data.get(en, [])])
+
+    def find(self, text: Text) -> list[str]:
+        found = [t for t in self.zh if t in text.zh]
+        found += [t.strip() for t in self.en if t in text.en]
+        return sorted(found, key=len, reverse=True)
+
+    def __contains__(self, text: Text) -> bool:
+        return any(t in text.zh for t in self.zh) or any(t in text.en for t in self.en)
+
+
+@dataclass(frozen=True)
+class GridMatch:
+    cls: GridClass
+    term: str
+
+
+class RuleClassifier:
+    """The router's classifier: data-driven, both languages, no model to train or download."""
+
+    def __init__(self, intents: dict[str, Any], taxonomy: dict[str, GridClass], grid_words: dict[str, dict[str, list[str]]]) -> None:
+        em = intents["emergency"]
+        self.emergency = [(kind, str(v["number"]), Terms.of(v)) for kind, v in em.items() if kind != "not"]
+        self.emergency_not = Terms.of(em["not"])
+        st = intents["case_status"]
+        self.status = Terms.of(st)
+        self.status_weak = Terms(st.get("weak_zh", []))
+        self.status_patterns = [re.compile(p, re.IGNORECASE) for p in st["patterns"]]
+        op = intents["operator"]
+        self.operator = Terms.of(op)
+        self.operator_exact = {normalise(str(x)) for x in op.get("exact", [])}
+        bk = intents["booking"]
+        self.booking_verbs = Terms.of(bk, "verbs_zh", "verbs_en")
+        self.booking_strong = Terms(["预约", "预定", "预订", "挂号", "约个", "帮我约"], ["book", "booking", "appointment", "reserve", "schedule"])
+        self.booking_services = Terms.of(bk, "services_zh", "services_en")
+        self.home = Terms.of(bk, "home_zh", "home_en")
+        gr = intents["grid"]
+        self.problem = Terms.of(gr, "problem_zh", "problem_en")
+        self.report = Terms.of(gr, "report_zh", "report_en")
+        self.public = Terms.of(gr, "public_zh", "public_en")
+        self.menu = Terms.of(intents["menu"])
+        self.grid: list[tuple[GridClass, Terms]] = []
+        for code, cls in taxonomy.items():
+            words = grid_words.get(code, {"zh": [], "en": []})
+            # "Other" classes (99) are never guessed from words: an operator codes them.
+            if cls.minor_code == "99":
+                continue
+            self.grid.append((cls, Terms([cls.minor_zh, *words["zh"]], [cls.minor_en, *words["en"]])))
+
+    @classmethod
+    @cache
+    def shipped(cls) -> RuleClassifier:
+        with data_path("intents.yaml").open(encoding="utf-8") as fh:
+            intents = yaml.safe_load(fh)
+        return cls(intents, shipped_taxonomy(), shipped_keywords())
 
     def classify(self, text: str, lang: str) -> Classification:
-        return Classification(Intent.MENU, 1.0) if is_greeting(text) else Classification(Intent.UNKNOWN, 0.0)
+        msg = Text(text)
+        for check in (self._emergency, self._status, self._operator, self._grid_or_booking, self._menu):
+            verdict = check(msg)
+            if verdict is not None:
+                return verdict
+        return Classification(Intent.KNOWLEDGE, 0.5)
+
+    def _emergency(self, msg: Text) -> Classification | None:
+        if msg.raw.strip() in {"119", "120", "110", "122"}:
+            return None  # a bare number is a question about it, not a report
+        for kind, number, terms in self.emergency:
+            if msg in terms and msg not in self.emergency_not:
+                return Classification(Intent.EMERGENCY, 1.0, {"kind": kind, "number": number})
+        return None
+
+    def _status(self, msg: Text) -> Classification | None:
+        number = _NUMBER.search(msg.raw)
+        for pattern in self.status_patterns:
+            if pattern.search(msg.raw.strip()) or pattern.search(msg.zh):
+                return Classification(Intent.CASE_STATUS, 1.0, {"number": number.group() if number else None})
+        strong = [t for t in self.status.find(msg) if t not in self.status_weak.zh]
+        if strong or (number and msg in self.status):
+            return Classification(Intent.CASE_STATUS, 0.9, {"number": number.group() if number else None})
+        return None
+
+    def _operator(self, msg: Text) -> Classification | None:
+        if msg.zh in self.operator_exact or (msg in self.operator and "人工授精" not in msg.zh):
+            return Classification(Intent.OPERATOR, 1.0)
+        return None
+
+    def grid_class(self, msg: Text) -> GridMatch | None:
+        """The most specific grid class the message names (the longest matching word wins)."""
+        best: GridMatch | None = None
+        for cls, terms in self.grid:
+            found = terms.find(msg)
+            if found and (best is None or len(found[0]) > len(best.term)):
+                best = GridMatch(cls, found[0])
+        return best
+
+    def _grid_or_booking(self, msg: Text) -> Classification | None:
+        grid = self.grid_class(msg)
+        reported = msg in self.problem or msg in self.report
+        if grid is not None and not (reported or (grid.cls.kind == "event" and not msg.is_question)):
+            grid = None
+        service = msg in self.booking_services
+        verb = msg in self.booking_verbs
+        at_home = msg in self.home
+        strong = msg in self.booking_strong
+        booking = (service and (verb or at_home)) or strong
+        if grid is not None and booking and (at_home or not msg in self.public) and (service or at_home):
+            grid = None  # a repair job at someone's home is a booking, not a city case
+        if grid is not None:
+            return Classification(Intent.GRID_CASE, 0.9, {"code": grid.cls.code, "term": grid.term})
+        if booking:
+            return Classification(Intent.BOOKING, 0.9)
+        return None
+
+    def _menu(self, msg: Text) -> Classification | None:
+        if is_greeting(msg, self.menu):
+            return Classification(Intent.MENU, 1.0)
+        return None
 
 
-def is_greeting(text: str) -> bool:
+def is_greeting(msg: Text, menu: Terms) -> bool:
     """A short message that is only a greeting or a call for help ("你好在吗", "Hi there!")."""
-    norm = normalise(text)
-    if norm in GREETINGS:
+    if not msg.zh:
+        return False
+    rest_zh = msg.zh
+    for term in menu.zh:
+        rest_zh = rest_zh.replace(term, "")
+    if msg.zh and not rest_zh and len(msg.zh) <= 12:
         return True
-    words = re.findall(r"[a-z]+", unicodedata.normalize("NFKC", text).lower())
-    if words and len(words) <= 3 and words[0] in GREETINGS and norm == "".join(words):
-        return True
-    return len(norm) <= 6 and any(norm.startswith(g) for g in GREETINGS if not g.isascii())
+    rest_en = msg.en
+    for term in menu.en:
+        rest_en = rest_en.replace(term, " ")
+    leftover = [w for w in rest_en.split() if w not in {"there", "please", "all", "sir", "madam"}]
+    return bool(msg.words) and not leftover and len(msg.words) <= 6 and msg.zh.isascii()

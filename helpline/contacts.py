@@ -53,7 +53,7 @@ async def conversations_for(
         select(Conversation)
         .where(
             Conversation.contact_id.in_({cid for cid, _ in wanted}),
-            Conversation.status == "open",
+            Conversation.status != "closed",
         )
         .order_by(Conversation.updated_at)
     )

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from helpline.db import Database
-from helpline.migrate import upgrade_async
+from helpline.migrate import include_object, upgrade_async
 from helpline.models import Base, Contact, utcnow
 
 
@@ -69,7 +69,7 @@ async def test_migrations_build_exactly_the_models_schema(db_url: str) -> None:
     try:
         async with db.engine.connect() as conn:
             diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata)
+                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True, "include_object": include_object}), Base.metadata)
             )
     finally:
         await db.dispose()

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from helpline.app import build_router
-from helpline.classify import GreetingClassifier
+from helpline.classify import RuleClassifier
 from helpline.config import Settings
 from helpline.db import Database
 from helpline.handlers import menu
@@ -27,7 +27,7 @@ def exploding_router(state: dict[str, bool]) -> Router:
             raise RuntimeError("handler bug")
         return await menu.fallback(ctx)
 
-    router = Router(GreetingClassifier(), fallback)
+    router = Router(RuleClassifier.shipped(), fallback)
     router.register(Intent.MENU, menu.menu)
     return router
 

@@ -46,7 +46,7 @@ async def menu(ctx: Context) -> Reply | None:
         for key, intent, _zh, _en, prompt_zh, prompt_en in MENU:
             if choice == key:
                 ctx.set_state(flow=None, menu_choice=key)
-                if ctx.router is not None and ctx.router.handles(intent) and intent is not Intent.KNOWLEDGE:
+                if ctx.router is not None and intent in (Intent.CASE_STATUS, Intent.OPERATOR):
                     return await ctx.router.dispatch(ctx, intent)
                 return Reply(text=ctx.t(prompt_zh, prompt_en), intent=Intent.MENU, lang=ctx.lang)
         return None  # not a menu key: let the router classify the message afresh

@@ -7,7 +7,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from helpline.db import create_engine
+from helpline.migrate import include_object
 from helpline.models import Base
+import knowledge.models  # noqa: F401  (registers the article table)
 
 config = context.config
 target_metadata = Base.metadata
@@ -16,6 +18,13 @@ url = config.attributes.get("database_url") or config.get_main_option("sqlalchem
 
 # Any number of instances may start at once; only one may migrate.
 _PG_LOCK = 0x48454C50  # "HELP"
+
+
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Render our UTC timestamp type as a plain timezone-aware DateTime in new revisions."""
+    if type_ == "type" and type(obj).__name__ == "UTCDateTime":
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _run(connection: Connection) -> None:
@@ -27,6 +36,8 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=is_sqlite,
         compare_type=True,
+        render_item=_render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

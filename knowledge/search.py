@@ -1,0 +1,116 @@
+"""Ranked knowledge search with an honest confidence, on SQLite (FTS5) and PostgreSQL (tsvector).
+
+Two steps. The database finds candidates fast: any query token in an article's index, ranked by
+BM25 (SQLite) or ts_rank (PostgreSQL), titles and keywords weighted above the answer text. Then a
+confidence is computed for those few candidates: of the query's *topic words* — tokens that occur
+in some article's title or keywords, weighted by how rare they are — how much does this article's
+title and keywords cover? Chinese bigrams that straddle two words (子上, 上有) name no topic and so
+do not dilute the score, which is why a 2-character query (低保) and a rambling SMS both score well
+when they are about the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from knowledge.models import Article, ArticleTerm
+from knowledge.tokens import query_tokens
+
+# Keep in step with the migration that builds the PostgreSQL index on the same expression.
+PG_VECTOR = (
+    "setweight(to_tsvector('simple'::regconfig, search_key), 'A') || "
+    "setweight(to_tsvector('simple'::regconfig, search_body), 'D')"
+)
+CANDIDATES = 30
+MAX_QUERY_TOKENS = 40
+_BODY_WEIGHT = 0.15
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    article: Article
+    confidence: float
+
+
+async def search(session: AsyncSession, query: str, limit: int = 5) -> list[Hit]:
+    """The best ``limit`` published articles for ``query``, best first, with confidences in 0..1."""
+    tokens = query_tokens(query)[:MAX_QUERY_TOKENS]
+    if not tokens:
+        return []
+    ids = await _candidates(session, tokens)
+    if not ids:
+        return []
+    articles = {
+        a.id: a for a in await session.scalars(select(Article).where(Article.id.in_(ids), Article.status == "published"))
+    }
+    rows = await session.execute(select(ArticleTerm.term, ArticleTerm.df).where(ArticleTerm.term.in_(tokens)))
+    df: dict[str, int] = {term: n for term, n in rows}
+    total = await _article_count(session)
+    topic = {t: math.log(1 + total / df[t]) for t in tokens if df.get(t)}
+    hits = []
+    for rank, article_id in enumerate(ids):
+        article = articles.get(article_id)
+        if article is not None:
+            hits.append((_confidence(article, tokens, topic), -rank, article))
+    hits.sort(key=lambda h: (h[0], h[1]), reverse=True)
+    return [Hit(article, round(conf, 3)) for conf, _, article in hits[:limit]]
+
+
+def _confidence(article: Article, tokens: list[str], topic: dict[str, float]) -> float:
+    key = set(article.search_key.split())
+    body = set(article.search_body.split())
+    if topic:
+        weight = sum(topic.values())
+        in_key = sum(w for t, w in topic.items() if t in key)
+        in_any = sum(w for t, w in topic.items() if t in key or t in body)
+        return (1 - _BODY_WEIGHT) * in_key / weight + _BODY_WEIGHT * in_any / weight
+    # No topic word at all: only answer-text matches, which never make a confident answer.
+    return 0.3 * sum(1 for t in tokens if t in body) / len(tokens)
+
+
+async def _candidates(session: AsyncSession, tokens: list[str]) -> list[int]:
+    if session.bind.dialect.name == "sqlite":
+        match = " OR ".join(f'"{t}"' for t in tokens)
+        rows = await session.execute(
+            text(
+                "SELECT rowid FROM articles_fts WHERE articles_fts MATCH :m "
+                "ORDER BY bm25(articles_fts, 5.0, 1.0) LIMIT :n"
+            ),
+            {"m": match, "n": CANDIDATES},
+        )
+    else:
+        rows = await session.execute(
+            text(
+                f"SELECT id FROM articles, to_tsquery('simple', :q) AS q WHERE ({PG_VECTOR}) @@ q "
+                f"ORDER BY ts_rank({PG_VECTOR}, q) DESC LIMIT :n"
+            ),
+            {"q": " | ".join(tokens), "n": CANDIDATES},
+        )
+    return [row[0] for row in rows]
+
+
+async def _article_count(session: AsyncSession) -> int:
+    return max(1, await session.scalar(select(func.count()).select_from(Article)) or 1)
+
+
+async def refresh_terms(session: AsyncSession) -> int:
+    """Recount which tokens name topics (occur in titles or keywords) and in how many articles."""
+    counts: Counter[str] = Counter()
+    result = await session.stream_scalars(
+        select(Article.search_key).where(Article.status == "published").execution_options(yield_per=2000)
+    )
+    async for key in result:
+        counts.update(set(key.split()))
+    await session.execute(delete(ArticleTerm))
+    rows = [{"term": t[:64], "df": n} for t, n in counts.items()]
+    for start in range(0, len(rows), 5000):
+        await session.execute(insert(ArticleTerm), rows[start : start + 5000])
+    return len(rows)
+
+
+
