@@ -22,7 +22,7 @@ import yaml
 from helpline.request import Intent
 from helpline.router import Classification
 from helpline.taxonomy import GridClass, data_path, shipped_keywords, shipped_taxonomy
-from knowledge.tokens import fold_word
+from knowledge.tokens import fold_word, to_simplified
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _WORD = re.compile(r"[a-z0-9]+")
@@ -32,8 +32,8 @@ _QUESTION_EN = frozenset({"how", "what", "why", "can", "is", "should", "which", 
 
 
 def normalise(text: str) -> str:
-    """Fold width and case and drop punctuation and spaces: '  HELLO！！' -> 'hello'."""
-    return _PUNCT.sub("", unicodedata.normalize("NFKC", text).lower())
+    """Fold width, case and traditional characters, drop punctuation and spaces: '  HELLO！！' -> 'hello'."""
+    return _PUNCT.sub("", to_simplified(unicodedata.normalize("NFKC", text)).lower())
 
 
 def _words(text: str) -> list[str]:
@@ -78,18 +78,39 @@ class Terms:
         return cls([str(t) for t in data.get(zh, [])], [str(t) for t in data.get(en, [])])
 
     def find(self, text: Text) -> list[str]:
-        found = [t for t in self.zh if t in text.zh]
+        found = [t for t in self.zh if _zh_in(t, text.zh)]
         found += [t.strip() for t in self.en if t in text.en]
         return sorted(found, key=len, reverse=True)
 
     def __contains__(self, text: Text) -> bool:
-        return any(t in text.zh for t in self.zh) or any(t in text.en for t in self.en)
+        return any(_zh_in(t, text.zh) for t in self.zh) or any(t in text.en for t in self.en)
+
+
+_GAP = 6
+
+
+def _zh_in(term: str, text: str) -> bool:
+    """A Chinese term is in the text as written, or - for 4+ characters - as its first two
+    characters followed within a few characters by the rest: 河里垃圾 matches 河里漂了好多垃圾."""
+    if term in text:
+        return True
+    if len(term) < 4:
+        return False
+    head, rest = term[:2], term[2:]
+    start = text.find(head)
+    while start != -1:
+        window = text[start + 2 : start + 2 + len(rest) + _GAP]
+        if rest in window:
+            return True
+        start = text.find(head, start + 1)
+    return False
 
 
 @dataclass(frozen=True)
 class GridMatch:
     cls: GridClass
     term: str
+    needs_problem: bool  # a component, or an event's "thing" word: a problem only with a problem word
 
 
 class RuleClassifier:
@@ -103,26 +124,36 @@ class RuleClassifier:
         self.status = Terms.of(st)
         self.status_weak = Terms(st.get("weak_zh", []))
         self.status_patterns = [re.compile(p, re.IGNORECASE) for p in st["patterns"]]
+        self.status_howto = Terms.of(st, "howto_zh", "howto_en")
         op = intents["operator"]
         self.operator = Terms.of(op)
+        self.operator_not = Terms.of(op, "not_zh", "not_en")
         self.operator_exact = {normalise(str(x)) for x in op.get("exact", [])}
         bk = intents["booking"]
         self.booking_verbs = Terms.of(bk, "verbs_zh", "verbs_en")
         self.booking_strong = Terms(["预约", "预定", "预订", "挂号", "约个", "帮我约"], ["book", "booking", "appointment", "reserve", "schedule"])
         self.booking_services = Terms.of(bk, "services_zh", "services_en")
+        self.providers = Terms.of(bk, "providers_zh", "providers_en")
+        self.when = Terms.of(bk, "when_zh", "when_en")
         self.home = Terms.of(bk, "home_zh", "home_en")
         gr = intents["grid"]
         self.problem = Terms.of(gr, "problem_zh", "problem_en")
         self.report = Terms.of(gr, "report_zh", "report_en")
         self.public = Terms.of(gr, "public_zh", "public_en")
+        self.report_howto = Terms.of(gr, "howto_zh", "howto_en")
+        self.grid_not = Terms.of(gr, "not_zh", "not_en")
         self.menu = Terms.of(intents["menu"])
-        self.grid: list[tuple[GridClass, Terms]] = []
+        self.grid: list[tuple[GridClass, Terms, Terms]] = []
         for code, cls in taxonomy.items():
             words = grid_words.get(code, {"zh": [], "en": []})
             # "Other" classes (99) are never guessed from words: an operator codes them.
             if cls.minor_code == "99":
                 continue
-            self.grid.append((cls, Terms([cls.minor_zh, *words["zh"]], [cls.minor_en, *words["en"]])))
+            zh = [cls.minor_zh, *words["zh"]]
+            en = [cls.minor_en, *words["en"]]
+            plain = Terms([w for w in zh if not w.startswith("~")], [w for w in en if not w.startswith("~")])
+            things = Terms([w[1:] for w in zh if w.startswith("~")], [w[1:] for w in en if w.startswith("~")])
+            self.grid.append((cls, plain, things))
 
     @classmethod
     @cache
@@ -153,34 +184,44 @@ class RuleClassifier:
             if pattern.search(msg.raw.strip()) or pattern.search(msg.zh):
                 return Classification(Intent.CASE_STATUS, 1.0, {"number": number.group() if number else None})
         strong = [t for t in self.status.find(msg) if t not in self.status_weak.zh]
+        if not number and msg in self.status_howto:
+            return None  # "how do I check my case?" is a question for the knowledge base
         if strong or (number and msg in self.status):
             return Classification(Intent.CASE_STATUS, 0.9, {"number": number.group() if number else None})
         return None
 
     def _operator(self, msg: Text) -> Classification | None:
-        if msg.zh in self.operator_exact or (msg in self.operator and "人工授精" not in msg.zh):
+        if msg.zh in self.operator_exact or (
+            msg in self.operator and msg not in self.operator_not and "人工授精" not in msg.zh
+        ):
             return Classification(Intent.OPERATOR, 1.0)
         return None
 
     def grid_class(self, msg: Text) -> GridMatch | None:
-        """The most specific grid class the message names (the longest matching word wins)."""
+        """The grid class the message names: an event (the problem itself) before a component
+        (often only where it happened), and among those the longest matching word."""
         best: GridMatch | None = None
-        for cls, terms in self.grid:
-            found = terms.find(msg)
-            if found and (best is None or len(found[0]) > len(best.term)):
-                best = GridMatch(cls, found[0])
+        for cls, plain, things in self.grid:
+            for found, thing in ((plain.find(msg), False), (things.find(msg), True)):
+                if not found:
+                    continue
+                match = GridMatch(cls, found[0], cls.kind == "component" or thing)
+                if best is None or _grid_rank(match) > _grid_rank(best):
+                    best = match
         return best
 
     def _grid_or_booking(self, msg: Text) -> Classification | None:
         grid = self.grid_class(msg)
         reported = msg in self.problem or msg in self.report
-        if grid is not None and not (reported or (grid.cls.kind == "event" and not msg.is_question)):
+        if grid is not None and not (reported or (not grid.needs_problem and not msg.is_question)):
             grid = None
+        if grid is not None and (msg in self.report_howto or msg in self.grid_not):
+            grid = None  # "how do I report …?", "is burning straw allowed?": questions for the knowledge base
         service = msg in self.booking_services
         verb = msg in self.booking_verbs
         at_home = msg in self.home
         strong = msg in self.booking_strong
-        booking = (service and (verb or at_home)) or strong
+        booking = (service and (verb or at_home or msg in self.when)) or strong or msg in self.providers
         if grid is not None and booking and (at_home or not msg in self.public) and (service or at_home):
             grid = None  # a repair job at someone's home is a booking, not a city case
         if grid is not None:
@@ -193,6 +234,11 @@ class RuleClassifier:
         if is_greeting(msg, self.menu):
             return Classification(Intent.MENU, 1.0)
         return None
+
+
+def _grid_rank(match: GridMatch) -> tuple[bool, bool, int]:
+    """Problems named outright first, then components, then the longest word."""
+    return (not match.needs_problem, match.cls.kind == "component", len(match.term))
 
 
 def is_greeting(msg: Text, menu: Terms) -> bool:

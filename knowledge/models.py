@@ -50,10 +50,12 @@ class Article(Base):
 
 
 class ArticleTerm(Base):
-    """Tokens that name a topic (they occur in some article's title or keywords), with the number
-    of articles they occur in: what the search confidence weighs query words by."""
+    """Every token of the knowledge base with the number of articles it names as a topic (in a
+    title or keywords: ``df``) and mentions at all (``df_all``): what the search confidence weighs
+    query words by."""
 
     __tablename__ = "article_terms"
 
     term: Mapped[str] = mapped_column(String(64), primary_key=True)
     df: Mapped[int] = mapped_column()
+    df_all: Mapped[int] = mapped_column()

@@ -26,9 +26,10 @@ PG_VECTOR = (
     "setweight(to_tsvector('simple'::regconfig, search_key), 'A') || "
     "setweight(to_tsvector('simple'::regconfig, search_body), 'D')"
 )
-CANDIDATES = 30
+CANDIDATES = 50
 MAX_QUERY_TOKENS = 40
 _BODY_WEIGHT = 0.15
+_BODY_ONLY = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,29 +49,50 @@ async def search(session: AsyncSession, query: str, limit: int = 5) -> list[Hit]
     articles = {
         a.id: a for a in await session.scalars(select(Article).where(Article.id.in_(ids), Article.status == "published"))
     }
-    rows = await session.execute(select(ArticleTerm.term, ArticleTerm.df).where(ArticleTerm.term.in_(tokens)))
-    df: dict[str, int] = {term: n for term, n in rows}
-    total = await _article_count(session)
-    topic = {t: math.log(1 + total / df[t]) for t in tokens if df.get(t)}
+    rows = await session.execute(
+        select(ArticleTerm.term, ArticleTerm.df, ArticleTerm.df_all).where(ArticleTerm.term.in_(tokens))
+    )
+    weights = query_weights(tokens, {t: (df, df_all) for t, df, df_all in rows}, await _article_count(session))
     hits = []
     for rank, article_id in enumerate(ids):
         article = articles.get(article_id)
         if article is not None:
-            hits.append((_confidence(article, tokens, topic), -rank, article))
+            hits.append((_confidence(article, weights), -rank, article))
     hits.sort(key=lambda h: (h[0], h[1]), reverse=True)
     return [Hit(article, round(conf, 3)) for conf, _, article in hits[:limit]]
 
 
-def _confidence(article: Article, tokens: list[str], topic: dict[str, float]) -> float:
+def query_weights(tokens: list[str], df: dict[str, tuple[int, int]], total: int) -> dict[str, float]:
+    """How much each query token counts towards the confidence.
+
+    A topic word (in some title or keywords) counts by its rarity. An English word that names no
+    topic still counts - English words are real words, so one the knowledge base does not know
+    ("football") is a part of the question we cannot answer. A Chinese bigram that names no topic
+    counts a quarter if the answers use it, and not at all otherwise: most such bigrams straddle
+    two words (子上, 上有) and mean nothing.
+    """
+    weights: dict[str, float] = {}
+    for t in tokens:
+        key_df, all_df = df.get(t, (0, 0))
+        if key_df:
+            weights[t] = math.log(1 + total / key_df)
+        elif t.isascii():
+            weights[t] = math.log(1 + total / max(all_df, 1))
+        elif all_df:
+            weights[t] = _BODY_ONLY * math.log(1 + total / all_df)
+    return weights
+
+
+def _confidence(article: Article, weights: dict[str, float]) -> float:
+    """Weighted share of the question found in the article's title and keywords (mostly) or text."""
+    total = sum(weights.values())
+    if not total:
+        return 0.0
     key = set(article.search_key.split())
     body = set(article.search_body.split())
-    if topic:
-        weight = sum(topic.values())
-        in_key = sum(w for t, w in topic.items() if t in key)
-        in_any = sum(w for t, w in topic.items() if t in key or t in body)
-        return (1 - _BODY_WEIGHT) * in_key / weight + _BODY_WEIGHT * in_any / weight
-    # No topic word at all: only answer-text matches, which never make a confident answer.
-    return 0.3 * sum(1 for t in tokens if t in body) / len(tokens)
+    in_key = sum(w for t, w in weights.items() if t in key)
+    in_any = sum(w for t, w in weights.items() if t in key or t in body)
+    return ((1 - _BODY_WEIGHT) * in_key + _BODY_WEIGHT * in_any) / total
 
 
 async def _candidates(session: AsyncSession, tokens: list[str]) -> list[int]:
@@ -99,15 +121,20 @@ async def _article_count(session: AsyncSession) -> int:
 
 
 async def refresh_terms(session: AsyncSession) -> int:
-    """Recount which tokens name topics (occur in titles or keywords) and in how many articles."""
-    counts: Counter[str] = Counter()
-    result = await session.stream_scalars(
-        select(Article.search_key).where(Article.status == "published").execution_options(yield_per=2000)
+    """Recount in how many published articles each token names a topic, and appears at all."""
+    key_df: Counter[str] = Counter()
+    all_df: Counter[str] = Counter()
+    result = await session.stream(
+        select(Article.search_key, Article.search_body)
+        .where(Article.status == "published")
+        .execution_options(yield_per=2000)
     )
-    async for key in result:
-        counts.update(set(key.split()))
+    async for key, body in result:
+        key_terms = set(key.split())
+        key_df.update(key_terms)
+        all_df.update(key_terms | set(body.split()))
     await session.execute(delete(ArticleTerm))
-    rows = [{"term": t[:64], "df": n} for t, n in counts.items()]
+    rows = [{"term": t, "df": key_df[t], "df_all": n} for t, n in all_df.items() if len(t) <= 64]
     for start in range(0, len(rows), 5000):
         await session.execute(insert(ArticleTerm), rows[start : start + 5000])
     return len(rows)

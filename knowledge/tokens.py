@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import zhconv
+
 _RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -29,19 +31,43 @@ EN_STOP = frozenset(
 )
 
 
+_IRREGULAR = {"leaves": "leaf", "lives": "life", "knives": "knife", "children": "child", "feet": "foot", "teeth": "tooth",
+              "mice": "mouse", "geese": "goose", "women": "woman", "men": "man", "people": "person", "burnt": "burn"}
+_DOUBLED = re.compile(r"([bdfgklmnprtz])\1$")
+
+
 def fold_word(word: str) -> str:
-    """A light English stem: plural forms to singular, nothing cleverer (predictable beats clever)."""
+    """A light English stem (predictable beats clever): plurals, -ed and -ing to the plain word.
+
+    pigs -> pig, flies -> fly, scammed -> scam, rotting -> rot, spraying -> spray, leaves -> leaf.
+    """
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
+    if len(word) > 5 and word.endswith("ing"):
+        return _undouble(word[:-3])
+    if len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
+        stem = word[:-1] if word.endswith(("ated", "ured", "ized", "ised", "osed", "aged")) else word[:-2]
+        return _undouble(stem)
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
     return word
 
 
+def _undouble(stem: str) -> str:
+    return stem[:-1] if _DOUBLED.search(stem) and len(stem) > 3 else stem
+
+
+def to_simplified(text: str) -> str:
+    """Traditional characters to simplified (路燈壞了 -> 路灯坏了): the knowledge base is simplified."""
+    return zhconv.convert(text, "zh-cn") if _CJK.search(text) else text
+
+
 def tokens(text: str, *, keep_stop: bool = False) -> list[str]:
     """Search tokens of ``text``, in order, duplicates kept (the caller dedupes if it wants)."""
     out: list[str] = []
-    for run in _RUNS.findall(unicodedata.normalize("NFKC", text).lower()):
+    for run in _RUNS.findall(to_simplified(unicodedata.normalize("NFKC", text)).lower()):
         if _CJK.match(run):
             if len(run) == 1:
                 out.append(run)

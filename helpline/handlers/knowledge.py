@@ -14,8 +14,8 @@ from helpline.router import Context
 from knowledge.models import Article
 from knowledge.search import Hit, search
 
-ANSWER_AT = 0.6  # confidence from which we answer outright
-SUGGEST_AT = 0.3  # confidence from which a topic is worth offering
+ANSWER_AT = 0.35  # confidence from which we answer outright (tuned on the dev split)
+SUGGEST_AT = 0.25  # confidence from which a topic is worth offering
 
 
 def render_article(ctx: Context, article: Article) -> str:
@@ -69,7 +69,8 @@ async def knowledge(ctx: Context) -> Reply | None:
     lines = [ctx.t("我不太确定您问的是哪一个。您是想了解：", "I am not sure which of these you mean:")]
     lines += [f"{o.key} {o.label}" for o in options]
     lines.append(ctx.t("回复0由专家人工解答。", "Reply 0 to ask one of our experts."))
-    return Reply(text="\n".join(lines), intent=Intent.KNOWLEDGE, lang=ctx.lang, options=(*options, _operator_option(ctx)))
+    # Only topics to offer, no answer: honestly, we did not understand (yet).
+    return Reply(text="\n".join(lines), intent=Intent.UNKNOWN, lang=ctx.lang, options=(*options, _operator_option(ctx)))
 
 
 async def _article(ctx: Context, slug: str) -> Article | None:

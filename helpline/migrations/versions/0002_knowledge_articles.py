@@ -70,6 +70,7 @@ def upgrade() -> None:
     op.create_table('article_terms',
     sa.Column('term', sa.String(length=64), nullable=False),
     sa.Column('df', sa.Integer(), nullable=False),
+    sa.Column('df_all', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('term', name=op.f('pk_article_terms'))
     )
     if op.get_bind().dialect.name == "sqlite":
