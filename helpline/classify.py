@@ -236,6 +236,9 @@ class RuleClassifier:
         return None
 
 
+_POLITE = frozenset(fold_word(w) for w in ("there", "please", "all", "sir", "madam", "everyone", "guys"))
+
+
 def _grid_rank(match: GridMatch) -> tuple[bool, bool, int]:
     """Problems named outright first, then components, then the longest word."""
     return (not match.needs_problem, match.cls.kind == "component", len(match.term))
@@ -253,5 +256,5 @@ def is_greeting(msg: Text, menu: Terms) -> bool:
     rest_en = msg.en
     for term in menu.en:
         rest_en = rest_en.replace(term, " ")
-    leftover = [w for w in rest_en.split() if w not in {"there", "please", "all", "sir", "madam"}]
+    leftover = [w for w in rest_en.split() if w not in _POLITE]
     return bool(msg.words) and not leftover and len(msg.words) <= 6 and msg.zh.isascii()

@@ -31,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--password", required=True)
     add.add_argument("--department", help="department code (department users only)")
 
+    kb = sub.add_parser("kb", help="knowledge base")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    kb_import = kb_sub.add_parser("import", help="load article files (a file or a folder); all or nothing")
+    kb_import.add_argument("path")
+    kb_search = kb_sub.add_parser("search", help="print the ranked articles for a question")
+    kb_search.add_argument("query", nargs="+")
+    kb_search.add_argument("--limit", type=int, default=5)
+
     exp = sub.add_parser("export", help="write all records to stdout")
     exp.add_argument("kind", choices=["messages"])
     exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
@@ -57,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "user":
         return asyncio.run(_user_add(settings, args))
+    if args.command == "kb":
+        return asyncio.run(_kb(settings, args))
     if args.command == "export":
         return asyncio.run(_export(settings, args.kind, args.format))
     return 2  # pragma: no cover - argparse enforces the choices
@@ -101,6 +111,43 @@ async def _user_add(settings: Settings, args: argparse.Namespace) -> int:
     except UserError as exc:
         print(f"helpline: {exc}", file=sys.stderr)
         return 1
+    finally:
+        await db.dispose()
+
+
+async def _kb(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from helpline.bootstrap import prepare
+    from helpline.db import Database
+    from knowledge.loader import KnowledgeError
+    from knowledge.search import search
+    from knowledge.store import import_path
+
+    await prepare(settings)
+    db = Database.from_url(settings.database_url)
+    try:
+        if args.kb_command == "import":
+            try:
+                result = await import_path(db, Path(args.path))
+            except KnowledgeError as exc:
+                print(f"helpline: nothing imported; {len(exc.problems)} problem(s):", file=sys.stderr)
+                for problem in exc.problems:
+                    print(f"  {problem}", file=sys.stderr)
+                return 1
+            print(f"imported: {result.created} new, {result.updated} updated, {result.unchanged} unchanged")
+            return 0
+        query = " ".join(args.query)
+        async with db.read() as session:
+            hits = await search(session, query, limit=args.limit)
+        if not hits:
+            print(f"no articles match {query!r}")
+            return 0
+        lang = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in query) else "en"
+        for i, hit in enumerate(hits, 1):
+            a = hit.article
+            print(f"{i}. {hit.confidence:.2f}  {a.slug}  [{a.category}]  {a.title(lang)}")
+        return 0
     finally:
         await db.dispose()
 

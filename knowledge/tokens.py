@@ -37,21 +37,25 @@ _DOUBLED = re.compile(r"([bdfgklmnprtz])\1$")
 
 
 def fold_word(word: str) -> str:
-    """A light English stem (predictable beats clever): plurals, -ed and -ing to the plain word.
+    """A light English stem (predictable beats clever), the same for questions and articles.
 
-    pigs -> pig, flies -> fly, scammed -> scam, rotting -> rot, spraying -> spray, leaves -> leaf.
+    pigs -> pig, flies -> fly, scammed -> scam, rotting -> rot, bloated -> bloat, leaves -> leaf;
+    a final e goes too, so vaccinate and vaccinated (and rice and rices) meet.
     """
     if word in _IRREGULAR:
         return _IRREGULAR[word]
+    if not word.isalpha():
+        return word
     if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 5 and word.endswith("ing"):
-        return _undouble(word[:-3])
-    if len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
-        stem = word[:-1] if word.endswith(("ated", "ured", "ized", "ised", "osed", "aged")) else word[:-2]
-        return _undouble(stem)
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
+        word = word[:-3] + "y"
+    elif len(word) > 5 and word.endswith("ing"):
+        word = _undouble(word[:-3])
+    elif len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
+        word = _undouble(word[:-2])
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("e") and not word.endswith("ee"):
+        word = word[:-1]
     return word
 
 

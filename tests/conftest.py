@@ -14,13 +14,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, text
 
 from helpline.app import create_app
 from helpline.config import Settings
 from helpline.db import Database
 from helpline.migrate import upgrade
 from helpline.models import Base
+from knowledge.models import Article
+from knowledge.search import refresh_terms
+from knowledge.store import load_shipped
 
 PG_ADMIN = os.environ.get("HELPLINE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -41,6 +44,7 @@ class _PgDatabase:
                 host = PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
                 self.url = f"postgresql+asyncpg://{host}/{self.name}"
                 upgrade(self.url)
+                asyncio.run(_load_knowledge(self.url))
             except (OSError, asyncpg.PostgresError) as exc:
                 self.error = f"PostgreSQL at {PG_ADMIN} is not usable: {exc!r}"
         if self.error is not None:
@@ -70,10 +74,19 @@ def _pg() -> Iterator[_PgDatabase]:
     pg.drop()
 
 
+async def _load_knowledge(url: str) -> None:
+    db = Database.from_url(url)
+    try:
+        await load_shipped(db)
+    finally:
+        await db.dispose()
+
+
 @pytest.fixture(scope="session")
 def _sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'helpline.db'}"
     upgrade(url)
+    asyncio.run(_load_knowledge(url))
     return url
 
 
@@ -83,12 +96,19 @@ def db_url(request: pytest.FixtureRequest, _sqlite_url: str, _pg: _PgDatabase) -
     return _sqlite_url if request.param == "sqlite" else _pg.ensure()
 
 
+# The shipped knowledge base is loaded once per database and kept between tests.
+KEPT = {"articles", "article_terms"}
+
+
 async def wipe(url: str) -> None:
-    """Empty every table, so each test starts from a clean, migrated database."""
+    """Empty every table but the shipped knowledge, so each test starts from a clean database."""
     db = Database.from_url(url)
     try:
         async with db.write() as session:
-            tables = list(reversed(Base.metadata.sorted_tables))
+            removed = await session.execute(delete(Article).where(Article.origin != "shipped"))
+            if removed.rowcount:
+                await refresh_terms(session)
+            tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in KEPT]
             if db.is_sqlite:
                 for table in tables:
                     await session.execute(table.delete())

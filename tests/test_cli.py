@@ -146,3 +146,30 @@ def test_db_upgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
 def test_bad_arguments_are_usage_errors(tmp_path: Path, args: list[str]) -> None:
     result = run(args, tmp_path)
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_kb_search_prints_ranked_hits(tmp_path: Path) -> None:
+    result = run(["kb", "search", "井盖"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("1. 1.00  helpline-report-city-problem")
+    english = run(["kb", "search", "my", "cow", "is", "bloated"], tmp_path)
+    assert "cattle-bloat" in english.stdout.splitlines()[0]
+
+
+def test_kb_import_reports_problems_and_loads_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "ok-article.yaml").write_text(
+        "id: ok-article\ncategory: soil\ntitle: {zh: 测试, en: Test}\nkeywords: {zh: [测], en: [zzqtest]}\n"
+        "short: {zh: 短, en: Short}\nfull: {zh: 全, en: Full}\nsource: test\nreviewed: 2026-11-01\n",
+        encoding="utf-8",
+    )
+    (folder / "broken.yaml").write_text("id: broken\ncategory: soil\n", encoding="utf-8")
+    bad = run(["kb", "import", str(folder)], tmp_path)
+    assert bad.returncode == 1 and "nothing imported" in bad.stderr and "broken.yaml:1: missing field" in bad.stderr
+    assert "ok-article" not in run(["kb", "search", "zzqtest"], tmp_path).stdout
+    (folder / "broken.yaml").unlink()
+    good = run(["kb", "import", str(folder)], tmp_path)
+    assert good.returncode == 0 and "1 new" in good.stdout
+    assert "ok-article" in run(["kb", "search", "zzqtest"], tmp_path).stdout
