@@ -11,8 +11,11 @@ English as whole words or phrases, with plurals folded (street lights = street l
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any
@@ -22,7 +25,7 @@ import yaml
 from helpline.request import Intent
 from helpline.router import Classification
 from helpline.taxonomy import GridClass, data_path, shipped_keywords, shipped_taxonomy
-from knowledge.tokens import fold_word, to_simplified
+from knowledge.tokens import fold_word, to_simplified, tokens
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _WORD = re.compile(r"[a-z0-9]+")
@@ -36,9 +39,9 @@ def normalise(text: str) -> str:
     return _PUNCT.sub("", to_simplified(unicodedata.normalize("NFKC", text)).lower())
 
 
-def _words(text: str) -> list[str]:
+def _words(text: str, stem: bool = True) -> list[str]:
     folded = unicodedata.normalize("NFKC", text).lower().replace("'", "").replace("\u2019", "")
-    return [fold_word(w) for w in _WORD.findall(folded)]
+    return [fold_word(w) if stem else w for w in _WORD.findall(folded)]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ class Text:
         return f" {' '.join(self.words)} "
 
     @cached_property
+    def en_exact(self) -> str:
+        """Words as written (no stemming), for lists where tense matters: "I booked" vs "do I book"."""
+        return f" {' '.join(_words(self.raw, stem=False))} "
+
+    @cached_property
     def is_question(self) -> bool:
         return any(q in self.zh for q in _QUESTION_ZH) or "?" in self.raw or "？" in self.raw or (
             bool(self.words) and self.words[0] in _QUESTION_EN
@@ -69,21 +77,31 @@ class Text:
 class Terms:
     """A word list in both languages; ``find`` returns the terms present, longest first."""
 
-    def __init__(self, zh: list[str] | None = None, en: list[str] | None = None) -> None:
+    def __init__(self, zh: list[str] | None = None, en: list[str] | None = None, exact: bool = False) -> None:
+        self.exact = exact
         self.zh = sorted({normalise(t) for t in zh or [] if normalise(t)}, key=len, reverse=True)
-        self.en = sorted({f" {' '.join(_words(t))} " for t in en or [] if _words(t)}, key=len, reverse=True)
+        self.en = sorted(
+            {f" {' '.join(_words(t, stem=not exact))} " for t in en or [] if _words(t)}, key=len, reverse=True
+        )
 
     @classmethod
-    def of(cls, data: dict[str, Any], zh: str = "zh", en: str = "en") -> Terms:
-        return cls([str(t) for t in data.get(zh, [])], [str(t) for t in data.get(en, [])])
+    def of(cls, data: dict[str, Any], zh: str = "zh", en: str = "en", exact: bool = False) -> Terms:
+        return cls([str(t) for t in data.get(zh, [])], [str(t) for t in data.get(en, [])], exact)
+
+    def _en(self, text: Text) -> str:
+        return text.en_exact if self.exact else text.en
 
     def find(self, text: Text) -> list[str]:
         found = [t for t in self.zh if _zh_in(t, text.zh)]
-        found += [t.strip() for t in self.en if t in text.en]
+        en = self._en(text)
+        found += [t.strip() for t in self.en if t in en]
         return sorted(found, key=len, reverse=True)
 
     def __contains__(self, text: Text) -> bool:
-        return any(_zh_in(t, text.zh) for t in self.zh) or any(t in text.en for t in self.en)
+        if any(_zh_in(t, text.zh) for t in self.zh):
+            return True
+        en = self._en(text)
+        return any(t in en for t in self.en)
 
 
 _GAP = 6
@@ -119,12 +137,14 @@ class RuleClassifier:
     def __init__(self, intents: dict[str, Any], taxonomy: dict[str, GridClass], grid_words: dict[str, dict[str, list[str]]]) -> None:
         em = intents["emergency"]
         self.emergency = [(kind, str(v["number"]), Terms.of(v)) for kind, v in em.items() if kind != "not"]
-        self.emergency_not = Terms.of(em["not"])
+        self.emergency_not = Terms.of(em["not"], exact=True)
         st = intents["case_status"]
-        self.status = Terms.of(st)
+        self.status = Terms.of(st, exact=True)
         self.status_weak = Terms(st.get("weak_zh", []))
         self.status_patterns = [re.compile(p, re.IGNORECASE) for p in st["patterns"]]
-        self.status_howto = Terms.of(st, "howto_zh", "howto_en")
+        self.status_howto = Terms.of(st, "howto_zh", "howto_en", exact=True)
+        self.status_past = Terms.of(st, "past_zh", "past_en", exact=True)
+        self.status_waiting = Terms.of(st, "waiting_zh", "waiting_en", exact=True)
         op = intents["operator"]
         self.operator = Terms.of(op)
         self.operator_not = Terms.of(op, "not_zh", "not_en")
@@ -134,6 +154,7 @@ class RuleClassifier:
         self.booking_strong = Terms(["预约", "预定", "预订", "挂号", "约个", "帮我约"], ["book", "booking", "appointment", "reserve", "schedule"])
         self.booking_services = Terms.of(bk, "services_zh", "services_en")
         self.providers = Terms.of(bk, "providers_zh", "providers_en")
+        self.appliances = Terms.of(bk, "appliances_zh", "appliances_en")
         self.when = Terms.of(bk, "when_zh", "when_en")
         self.home = Terms.of(bk, "home_zh", "home_en")
         gr = intents["grid"]
@@ -142,6 +163,7 @@ class RuleClassifier:
         self.public = Terms.of(gr, "public_zh", "public_en")
         self.report_howto = Terms.of(gr, "howto_zh", "howto_en")
         self.grid_not = Terms.of(gr, "not_zh", "not_en")
+        self.farm = Terms.of(gr, "farm_zh", "farm_en")
         self.menu = Terms.of(intents["menu"])
         self.grid: list[tuple[GridClass, Terms, Terms]] = []
         for code, cls in taxonomy.items():
@@ -154,6 +176,7 @@ class RuleClassifier:
             plain = Terms([w for w in zh if not w.startswith("~")], [w for w in en if not w.startswith("~")])
             things = Terms([w[1:] for w in zh if w.startswith("~")], [w[1:] for w in en if w.startswith("~")])
             self.grid.append((cls, plain, things))
+        self.grid_index = GridIndex((cls, [*plain.zh, *things.zh], [*plain.en, *things.en]) for cls, plain, things in self.grid)
 
     @classmethod
     @cache
@@ -168,7 +191,7 @@ class RuleClassifier:
             verdict = check(msg)
             if verdict is not None:
                 return verdict
-        return Classification(Intent.KNOWLEDGE, 0.5)
+        return Classification(Intent.KNOWLEDGE, 0.5, second=self.second_reading(msg))
 
     def _emergency(self, msg: Text) -> Classification | None:
         if msg.raw.strip() in {"119", "120", "110", "122"}:
@@ -186,7 +209,7 @@ class RuleClassifier:
         strong = [t for t in self.status.find(msg) if t not in self.status_weak.zh]
         if not number and msg in self.status_howto:
             return None  # "how do I check my case?" is a question for the knowledge base
-        if strong or (number and msg in self.status):
+        if strong or (number and msg in self.status) or (msg in self.status_past and msg in self.status_waiting):
             return Classification(Intent.CASE_STATUS, 0.9, {"number": number.group() if number else None})
         return None
 
@@ -211,23 +234,44 @@ class RuleClassifier:
         return best
 
     def _grid_or_booking(self, msg: Text) -> Classification | None:
-        grid = self.grid_class(msg)
         reported = msg in self.problem or msg in self.report
+        asking = msg in self.report_howto or msg in self.grid_not
+        grid = self.grid_class(msg)
         if grid is not None and not (reported or (not grid.needs_problem and not msg.is_question)):
             grid = None
-        if grid is not None and (msg in self.report_howto or msg in self.grid_not):
+        guess = self.grid_index.best(msg) if msg not in self.farm else None
+        if grid is None and guess is not None and reported and not msg.is_question:
+            grid = guess  # no known phrase, but its words and a problem word say which class
+        if asking:
             grid = None  # "how do I report …?", "is burning straw allowed?": questions for the knowledge base
         service = msg in self.booking_services
         verb = msg in self.booking_verbs
         at_home = msg in self.home
-        strong = msg in self.booking_strong
-        booking = (service and (verb or at_home or msg in self.when)) or strong or msg in self.providers
-        if grid is not None and booking and (at_home or not msg in self.public) and (service or at_home):
+        public = msg in self.public
+        booking = (
+            (service and (verb or at_home or msg in self.when))
+            or msg in self.booking_strong
+            or msg in self.providers
+            or (msg in self.appliances and (reported or verb) and not public)
+        )
+        if grid is not None and booking and (at_home or not public) and (service or at_home or msg in self.appliances):
             grid = None  # a repair job at someone's home is a booking, not a city case
         if grid is not None:
             return Classification(Intent.GRID_CASE, 0.9, {"code": grid.cls.code, "term": grid.term})
         if booking:
             return Classification(Intent.BOOKING, 0.9)
+        return None
+
+    def second_reading(self, msg: Text) -> Classification | None:
+        """What the words might be if the knowledge base has no answer: a street problem named by
+        its words alone, or a repair wanted at home."""
+        if msg in self.report_howto or msg in self.grid_not:
+            return None
+        guess = self.grid_index.best(msg) if msg not in self.farm else None
+        if guess is not None and (msg in self.problem or msg in self.report or not guess.needs_problem):
+            return Classification(Intent.GRID_CASE, 0.5, {"code": guess.cls.code, "term": guess.term})
+        if msg in self.appliances or msg in self.booking_services:
+            return Classification(Intent.BOOKING, 0.5)
         return None
 
     def _menu(self, msg: Text) -> Classification | None:
@@ -237,6 +281,37 @@ class RuleClassifier:
 
 
 _POLITE = frozenset(fold_word(w) for w in ("there", "please", "all", "sir", "madam", "everyone", "guys"))
+
+
+class GridIndex:
+    """Grid classes as bags of search tokens, for messages that use none of the known phrases
+    ("sewage coming up out of the drain"): the class sharing the most specific tokens wins."""
+
+    MIN_SCORE = 5.5  # more than one token: one shared word ("green", "night") is a coincidence
+
+    def __init__(self, classes: Iterable[tuple[GridClass, list[str], list[str]]]) -> None:
+        self.classes: list[tuple[GridClass, frozenset[str], bool]] = []
+        for cls, zh, en in classes:
+            bag = frozenset(t for term in [*zh, *en] for t in tokens(term))
+            self.classes.append((cls, bag, cls.kind == "component"))
+        spread = Counter(t for _, bag, _ in self.classes for t in bag)
+        self.weight = {t: math.log(1 + len(self.classes) / n) for t, n in spread.items()}
+
+    def best(self, msg: Text) -> GridMatch | None:
+        found = set(tokens(msg.raw))
+        if not found:
+            return None
+        best: tuple[float, GridClass, str] | None = None
+        for cls, bag, _ in self.classes:
+            shared = found & bag
+            if not shared:
+                continue
+            score = sum(self.weight[t] for t in shared)
+            if best is None or score > best[0]:
+                best = (score, cls, " ".join(sorted(shared)))
+        if best is None or best[0] < self.MIN_SCORE:
+            return None
+        return GridMatch(best[1], best[2], best[1].kind == "component")
 
 
 def _grid_rank(match: GridMatch) -> tuple[bool, bool, int]:

@@ -22,11 +22,17 @@ from helpline.request import Intent, Reply, Request
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """The classifier's verdict. ``category`` carries intent-specific detail (a grid class, a service)."""
+    """The classifier's verdict. ``category`` carries intent-specific detail (a grid class, a service).
+
+    ``second`` is a weaker reading of the same words, tried when the first handler cannot
+    answer: "the road by the market is covered in mud" is first a question for the knowledge
+    base and, when that finds nothing, a street problem to report.
+    """
 
     intent: Intent
     confidence: float = 1.0
     category: dict[str, Any] | None = None
+    second: Classification | None = None
 
 
 class Classifier(Protocol):
@@ -91,20 +97,37 @@ class Router:
         ctx.router = self
         ctx.classification = self.classifier.classify(ctx.request.text, ctx.lang)
         if ctx.classification.intent is not Intent.EMERGENCY:
-            flow = ctx.state.get("flow")
-            if flow and flow in Intent.__members__.values() and Intent(flow) in self._handlers:
-                reply = await self._handlers[Intent(flow)](ctx)
+            flow = _intent(ctx.state.get("flow"))
+            if flow is not None and flow in self._handlers:
+                reply = await self._handlers[flow](ctx)
                 if reply is not None:
                     return reply
                 ctx.set_state(flow=None)
-        return await self.dispatch(ctx, ctx.classification.intent)
+        reading: Classification | None = ctx.classification
+        while reading is not None:
+            ctx.classification = reading
+            handler = self._handlers.get(reading.intent)
+            reply = await handler(ctx) if handler is not None else None
+            if reply is not None:
+                return reply
+            reading = reading.second
+        return await self._answer_anyway(ctx)
 
     async def dispatch(self, ctx: Context, intent: Intent) -> Reply:
         """Hand the request to the handler of ``intent`` (or the fallback) and insist on an answer."""
         handler = self._handlers.get(intent, self._fallback)
         reply = await handler(ctx)
-        if reply is None:
-            reply = await self._fallback(ctx)
+        return reply if reply is not None else await self._answer_anyway(ctx)
+
+    async def _answer_anyway(self, ctx: Context) -> Reply:
+        reply = await self._fallback(ctx)
         if reply is None:  # pragma: no cover - a fallback must always answer
             raise RuntimeError("the fallback handler gave no reply")
         return reply
+
+
+def _intent(value: Any) -> Intent | None:
+    try:
+        return Intent(value) if value else None
+    except ValueError:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from helpline.handlers.knowledge import closest_topics
 from helpline.request import Intent, Option, Reply
 from helpline.router import Context
 
@@ -58,7 +59,10 @@ async def menu(ctx: Context) -> Reply | None:
 
 
 async def fallback(ctx: Context) -> Reply:
-    """When nothing fits: say so plainly and offer the menu, never pretend to understand."""
+    """When nothing fits: offer the closest topics if any, else say so plainly and show the menu."""
+    topics = await closest_topics(ctx)
+    if topics is not None:
+        return topics
     return menu_reply(
         ctx,
         "抱歉，没能理解您的意思。您可以换个说法，或回复数字选择服务：",

@@ -7,7 +7,7 @@ on a fresh SQLite database holding the shipped knowledge base, each from a new c
 dialogue state leaks between them. Reports, per split and language: intent accuracy, grid
 category accuracy (messages labelled grid_case) and answer hit rate (messages labelled
 knowledge: the article answered is one of the labelled ones). Errors are listed for the dev split
-only; the holdout split is for the final figures, not for tuning.
+splits only (dev, dev2); the holdout split is for the final figures, not for tuning.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from helpline.taxonomy import KINDS
 from knowledge.store import load_shipped
 
 HERE = Path(__file__).parent
-SPLITS = ("dev", "holdout")
+SPLITS = ("dev", "dev2", "holdout")
 
 
 @dataclass
@@ -113,9 +113,9 @@ def report(results: dict[str, list[Outcome]], show_errors: bool) -> str:
             lines.append(
                 f"{split:<9}{lang:<6}{Score.rate(s.intent):<22}{Score.rate(s.category):<22}{Score.rate(s.answer):<22}"
             )
-    if show_errors and "dev" in results:
-        lines.append("\ndev errors (expected -> got):")
-        for o in results["dev"]:
+    for split in (s for s in results if show_errors and s.startswith("dev")):
+        lines.append(f"\n{split} errors (expected -> got):")
+        for o in results[split]:
             item = o.item
             if o.intent != item["intent"]:
                 lines.append(f"  intent  {item['intent']:>11} -> {o.intent:<11} {item['text']}")
