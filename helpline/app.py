@@ -41,7 +41,9 @@ def build_router() -> Router:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application; no I/O happens until it starts."""
+    from channels import twilio_sms
     from channels import web as web_channel
+    from channels.twilio_common import warn_if_unsigned
 
     app = web.Application(middlewares=[edge_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
@@ -55,6 +57,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     web_channel.setup(app)
+    twilio_sms.setup(app)
+    warn_if_unsigned(settings)
     return app
 
 

@@ -165,6 +165,8 @@ class RuleClassifier:
         self.grid_not = Terms.of(gr, "not_zh", "not_en")
         self.farm = Terms.of(gr, "farm_zh", "farm_en")
         self.menu = Terms.of(intents["menu"])
+        sub = intents["subscription"]
+        self.subscription = {normalise(str(w)): action for action in ("stop", "start") for w in sub[action]}
         self.grid: list[tuple[GridClass, Terms, Terms]] = []
         for code, cls in taxonomy.items():
             words = grid_words.get(code, {"zh": [], "en": []})
@@ -275,6 +277,9 @@ class RuleClassifier:
         return None
 
     def _menu(self, msg: Text) -> Classification | None:
+        action = self.subscription.get(msg.zh)
+        if action is not None:
+            return Classification(Intent.MENU, 1.0, {"subscription": action})
         if is_greeting(msg, self.menu):
             return Classification(Intent.MENU, 1.0)
         return None

@@ -36,6 +36,8 @@ class Settings:
     twilio_auth_token: str | None = None
     twilio_from: str | None = None
     twilio_api_url: str | None = None
+    # Development only: accept Twilio webhooks without checking X-Twilio-Signature (logged loudly).
+    twilio_skip_signature: bool = False
     telegram_token: str | None = None
     telegram_secret: str | None = None
     telegram_api_url: str | None = None
@@ -119,6 +121,7 @@ class Settings:
             twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
             twilio_from=get("TWILIO_FROM"),
             twilio_api_url=get("TWILIO_API_URL"),
+            twilio_skip_signature=_flag("HELPLINE_TWILIO_SKIP_SIGNATURE", get("TWILIO_SKIP_SIGNATURE")),
             telegram_token=get("TELEGRAM_TOKEN"),
             telegram_secret=get("TELEGRAM_SECRET"),
             telegram_api_url=get("TELEGRAM_API_URL"),
@@ -138,6 +141,16 @@ class Settings:
         with os.fdopen(fd, "w") as fh:
             fh.write(key + "\n")
         return key
+
+
+def _flag(name: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1/0, true/false, yes/no or on/off; got {value!r}")
 
 
 def _check_http_url(name: str, value: str) -> None:

@@ -171,3 +171,54 @@ class Event(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxItem(Base):
+    """A message to send that is not the immediate reply (operator replies, reminders, case
+    updates, surveys). Written in the same transaction as the change that caused it; a worker
+    claims due rows with a lease, sends them, and retries with backoff until ``max_attempts``,
+    after which the row is ``dead`` for operators to see."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The key the provider sees, so a row re-sent after a crash is not delivered twice.
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    urn: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))  # operator_reply | reminder | case_update | survey | notice ...
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    # pending | sending | sent | failed (will retry) | dead (gave up) | skipped (opted out / no channel)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class Call(Base):
+    """One phone call: who, when, the path through the voice menu, recordings, and how long."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    urn: Mapped[str] = mapped_column(String(200))
+    to_number: Mapped[str | None] = mapped_column(String(32))
+    lang: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(24), default="in-progress")
+    # Each step: {"at": iso, "menu": "main", "input": "1", "via": "dtmf" | "speech"}
+    path: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    recordings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpline.config import Settings
 from helpline.models import Contact, Conversation
+from helpline.paging import MORE_WORDS, paginate
 from helpline.request import Intent, Reply, Request
 
 
@@ -94,7 +95,18 @@ class Router:
         return intent in self._handlers
 
     async def route(self, ctx: Context) -> Reply:
+        """Answer the request, cut to the channel's size; "M" after a cut reply sends the rest."""
         ctx.router = self
+        waiting = ctx.state.get("more")
+        if waiting and ctx.request.text.strip().lower() in MORE_WORDS:
+            reply = Reply(text=waiting, intent=_intent(ctx.state.get("more_intent")) or Intent.UNKNOWN, lang=ctx.lang)
+        else:
+            reply = await self._route(ctx)
+        reply, rest = paginate(reply, ctx.request.channel)
+        ctx.set_state(more=rest or None, more_intent=reply.intent.value if rest else None)
+        return reply
+
+    async def _route(self, ctx: Context) -> Reply:
         ctx.classification = self.classifier.classify(ctx.request.text, ctx.lang)
         if ctx.classification.intent is not Intent.EMERGENCY:
             flow = _intent(ctx.state.get("flow"))

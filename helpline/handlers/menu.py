@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from helpline.handlers.knowledge import closest_topics
+from helpline.models import ContactAddress, Event
 from helpline.request import Intent, Option, Reply
 from helpline.router import Context
 
@@ -40,8 +43,31 @@ def menu_reply(ctx: Context, intro_zh: str, intro_en: str, intent: Intent = Inte
     return Reply(text="\n".join(lines), intent=intent, lang=ctx.lang, options=menu_options(ctx.lang))
 
 
+async def subscription(ctx: Context, action: str) -> Reply:
+    """STOP / 退订 ends outbound messages to this address (replies still come); START resumes them."""
+    address = await ctx.session.scalar(select(ContactAddress).where(ContactAddress.urn == ctx.request.address))
+    if address is not None:
+        address.opted_out_at = ctx.now if action == "stop" else None
+    ctx.session.add(
+        Event(actor=f"contact:{ctx.contact.id}", action=f"subscription.{action}", subject_type="address",
+              subject_id=ctx.request.address[:64], data={})
+    )
+    if action == "stop":
+        text = ctx.t(
+            "您已退订，我们不会再主动给您发消息。需要帮助时随时发消息或来电；回复START可恢复。",
+            "You are unsubscribed: we will send you no more messages. Write or call whenever you need help; reply START to resume.",
+        )
+    else:
+        text = ctx.t("已恢复订阅，我们会继续给您发送办理进度等消息。", "You are subscribed again: we will send you updates.")
+    return Reply(text=text, intent=Intent.MENU, lang=ctx.lang)
+
+
 async def menu(ctx: Context) -> Reply | None:
     """Greeting or help: list the services. As a flow, a bare menu key picks a service."""
+    action = (ctx.classification.category or {}).get("subscription")
+    if action is not None and ctx.classification.intent is Intent.MENU:
+        ctx.set_state(flow=None)
+        return await subscription(ctx, action)
     choice = ctx.request.text.strip().rstrip(".。")
     if ctx.state.get("flow") == Intent.MENU.value and ctx.classification.intent is not Intent.MENU:
         for key, intent, _zh, _en, prompt_zh, prompt_en in MENU:
