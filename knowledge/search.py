@@ -27,6 +27,8 @@ PG_VECTOR = (
     "setweight(to_tsvector('simple'::regconfig, search_body), 'D')"
 )
 CANDIDATES = 50
+# The article_terms row that holds the number of published articles (no token is empty).
+TOTAL = ""
 MAX_QUERY_TOKENS = 40
 _BODY_WEIGHT = 0.15
 _BODY_ONLY = 0.25
@@ -41,25 +43,31 @@ class Hit:
 async def search(session: AsyncSession, query: str, limit: int = 5) -> list[Hit]:
     """The best ``limit`` published articles for ``query``, best first, with confidences in 0..1."""
     tokens = query_tokens(query)[:MAX_QUERY_TOKENS]
-    if not tokens:
+    if not tokens or limit <= 0:
         return []
     ids = await _candidates(session, tokens)
     if not ids:
         return []
-    articles = {
-        a.id: a for a in await session.scalars(select(Article).where(Article.id.in_(ids), Article.status == "published"))
-    }
+    # Score on the index columns only; load whole articles just for the few we return.
     rows = await session.execute(
-        select(ArticleTerm.term, ArticleTerm.df, ArticleTerm.df_all).where(ArticleTerm.term.in_(tokens))
+        select(Article.id, Article.search_key, Article.search_body).where(
+            Article.id.in_(ids), Article.status == "published"
+        )
     )
-    weights = query_weights(tokens, {t: (df, df_all) for t, df, df_all in rows}, await _article_count(session))
-    hits = []
-    for rank, article_id in enumerate(ids):
-        article = articles.get(article_id)
-        if article is not None:
-            hits.append((_confidence(article, weights), -rank, article))
-    hits.sort(key=lambda h: (h[0], h[1]), reverse=True)
-    return [Hit(article, round(conf, 3)) for conf, _, article in hits[:limit]]
+    index = {article_id: (key, body) for article_id, key, body in rows}
+    df = {
+        term: (n, n_all)
+        for term, n, n_all in await session.execute(
+            select(ArticleTerm.term, ArticleTerm.df, ArticleTerm.df_all).where(ArticleTerm.term.in_([*tokens, TOTAL]))
+        )
+    }
+    total = df.pop(TOTAL, (0, 0))[0] or await _article_count(session)
+    weights = query_weights(tokens, df, total)
+    scored = sorted(
+        ((_confidence(*index[i], weights), -rank, i) for rank, i in enumerate(ids) if i in index), reverse=True
+    )[:limit]
+    articles = {a.id: a for a in await session.scalars(select(Article).where(Article.id.in_([i for _, _, i in scored])))}
+    return [Hit(articles[i], round(conf, 3)) for conf, _, i in scored if i in articles]
 
 
 def query_weights(tokens: list[str], df: dict[str, tuple[int, int]], total: int) -> dict[str, float]:
@@ -83,13 +91,13 @@ def query_weights(tokens: list[str], df: dict[str, tuple[int, int]], total: int)
     return weights
 
 
-def _confidence(article: Article, weights: dict[str, float]) -> float:
+def _confidence(search_key: str, search_body: str, weights: dict[str, float]) -> float:
     """Weighted share of the question found in the article's title and keywords (mostly) or text."""
     total = sum(weights.values())
     if not total:
         return 0.0
-    key = set(article.search_key.split())
-    body = set(article.search_body.split())
+    key = set(search_key.split())
+    body = set(search_body.split())
     in_key = sum(w for t, w in weights.items() if t in key)
     in_any = sum(w for t, w in weights.items() if t in key or t in body)
     return ((1 - _BODY_WEIGHT) * in_key + _BODY_WEIGHT * in_any) / total
@@ -135,6 +143,8 @@ async def refresh_terms(session: AsyncSession) -> int:
         all_df.update(key_terms | set(body.split()))
     await session.execute(delete(ArticleTerm))
     rows = [{"term": t, "df": key_df[t], "df_all": n} for t, n in all_df.items() if len(t) <= 64]
+    articles = await session.scalar(select(func.count()).select_from(Article).where(Article.status == "published"))
+    rows.append({"term": TOTAL, "df": articles or 0, "df_all": articles or 0})
     for start in range(0, len(rows), 5000):
         await session.execute(insert(ArticleTerm), rows[start : start + 5000])
     return len(rows)
