@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge.models import Article, ArticleTerm
@@ -34,6 +34,16 @@ _BODY_WEIGHT = 0.15
 _BODY_ONLY = 0.25
 
 
+# Built once: SQLAlchemy caches their compiled form, the lists bind as expanding parameters.
+_INDEX_ROWS = select(Article.id, Article.search_key, Article.search_body).where(
+    Article.id.in_(bindparam("ids", expanding=True)), Article.status == "published"
+)
+_TERMS = select(ArticleTerm.term, ArticleTerm.df, ArticleTerm.df_all).where(
+    ArticleTerm.term.in_(bindparam("terms", expanding=True))
+)
+_ARTICLES = select(Article).where(Article.id.in_(bindparam("ids", expanding=True)))
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     article: Article
@@ -49,24 +59,14 @@ async def search(session: AsyncSession, query: str, limit: int = 5) -> list[Hit]
     if not ids:
         return []
     # Score on the index columns only; load whole articles just for the few we return.
-    rows = await session.execute(
-        select(Article.id, Article.search_key, Article.search_body).where(
-            Article.id.in_(ids), Article.status == "published"
-        )
-    )
-    index = {article_id: (key, body) for article_id, key, body in rows}
-    df = {
-        term: (n, n_all)
-        for term, n, n_all in await session.execute(
-            select(ArticleTerm.term, ArticleTerm.df, ArticleTerm.df_all).where(ArticleTerm.term.in_([*tokens, TOTAL]))
-        )
-    }
+    index = {article_id: (key, body) for article_id, key, body in await session.execute(_INDEX_ROWS, {"ids": ids})}
+    df = {term: (n, n_all) for term, n, n_all in await session.execute(_TERMS, {"terms": [*tokens, TOTAL]})}
     total = df.pop(TOTAL, (0, 0))[0] or await _article_count(session)
     weights = query_weights(tokens, df, total)
     scored = sorted(
         ((_confidence(*index[i], weights), -rank, i) for rank, i in enumerate(ids) if i in index), reverse=True
     )[:limit]
-    articles = {a.id: a for a in await session.scalars(select(Article).where(Article.id.in_([i for _, _, i in scored])))}
+    articles = {a.id: a for a in await session.scalars(_ARTICLES, {"ids": [i for _, _, i in scored]})}
     return [Hit(articles[i], round(conf, 3)) for conf, _, i in scored if i in articles]
 
 
@@ -96,10 +96,11 @@ def _confidence(search_key: str, search_body: str, weights: dict[str, float]) ->
     total = sum(weights.values())
     if not total:
         return 0.0
-    key = set(search_key.split())
-    body = set(search_body.split())
-    in_key = sum(w for t, w in weights.items() if t in key)
-    in_any = sum(w for t, w in weights.items() if t in key or t in body)
+    # Look the few query tokens up in the space-separated columns; no need to split a long text.
+    key, body = f" {search_key} ", f" {search_body} "
+    found = {t: (f" {t} " in key, f" {t} " in body) for t in weights}
+    in_key = sum(w for t, w in weights.items() if found[t][0])
+    in_any = sum(w for t, w in weights.items() if found[t][0] or found[t][1])
     return ((1 - _BODY_WEIGHT) * in_key + _BODY_WEIGHT * in_any) / total
 
 
