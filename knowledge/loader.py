@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge.models import Article
-from knowledge.tokens import index_text
+from knowledge.tokens import INDEX_VERSION, index_text
 
 CATEGORIES = (
     "crops", "soil", "weather", "livestock", "pesticides", "policy",
@@ -65,7 +65,7 @@ class ArticleData:
 
     @property
     def content_hash(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str, ensure_ascii=False)
+        blob = json.dumps(asdict(self) | {"index": INDEX_VERSION}, sort_keys=True, default=str, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def search_columns(self) -> dict[str, str]:

@@ -13,6 +13,9 @@ import unicodedata
 
 import zhconv
 
+# Bump when tokens change: stored articles are then re-indexed on the next import or start.
+INDEX_VERSION = 2
+
 _RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -94,4 +97,6 @@ def query_tokens(text: str) -> list[str]:
 
 
 def index_text(*parts: str) -> str:
-    return " ".join(t for part in parts for t in tokens(part, keep_stop=True))
+    """Tokens joined by spaces, with a space at each end too, so that search can test a token
+    with ``f" {token} " in text`` without splitting the whole text."""
+    return " " + " ".join(t for part in parts for t in tokens(part, keep_stop=True)) + " "
