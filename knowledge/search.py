@@ -96,9 +96,8 @@ def _confidence(search_key: str, search_body: str, weights: dict[str, float]) ->
     total = sum(weights.values())
     if not total:
         return 0.0
-    # Look the few query tokens up in the space-separated columns; no need to split a long text.
-    key, body = f" {search_key} ", f" {search_body} "
-    found = {t: (f" {t} " in key, f" {t} " in body) for t in weights}
+    # The columns are space-padded token lists (index_text): look the few query tokens up directly.
+    found = {t: (f" {t} " in search_key, f" {t} " in search_body) for t in weights}
     in_key = sum(w for t, w in weights.items() if found[t][0])
     in_any = sum(w for t, w in weights.items() if found[t][0] or found[t][1])
     return ((1 - _BODY_WEIGHT) * in_key + _BODY_WEIGHT * in_any) / total
