@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from importlib.resources import files
 
@@ -10,7 +11,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import text
 
-from helpline.appkeys import DB, INBOX, METRICS, SETTINGS
+from helpline.appkeys import DB, INBOX, METRICS, OUTBOX, SETTINGS
 from helpline.classify import RuleClassifier
 from helpline.config import Settings
 from helpline.db import Database
@@ -19,6 +20,7 @@ from helpline.handlers.status import StatusDesk
 from helpline.http import edge_middleware, json_response
 from helpline.inbound import Inbox
 from helpline.metrics import CONTENT_TYPE, Metrics
+from helpline.outbox_worker import OutboxWorker, default_instance_id, refresh_outbox_metrics
 from helpline.request import Intent
 from helpline.router import Router
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_outbox)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(files("templates"))),
@@ -75,6 +78,28 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await db.dispose()
 
 
+async def _outbox(app: web.Application) -> AsyncIterator[None]:
+    """The outbox worker runs in every instance; claims and leases keep them from sending twice."""
+    from channels.twilio_sender import build_sms_sender
+
+    settings = app[SETTINGS]
+    sms = build_sms_sender(settings)  # None without Twilio credentials: SMS rows are skipped, with the reason
+    worker = OutboxWorker(app[DB], settings, app[METRICS], {"sms": sms} if sms else {}, default_instance_id())
+    app[OUTBOX] = worker
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()  # finish the batch in hand, then release what is still claimed
+        try:
+            await asyncio.wait_for(task, 30)
+        except TimeoutError:
+            pass
+        if sms is not None:
+            await sms.close()
+
+
 async def healthz(request: web.Request) -> web.Response:
     try:
         async with request.app[DB].read() as session:
@@ -85,5 +110,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    await refresh_outbox_metrics(request.app[DB], request.app[METRICS])
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

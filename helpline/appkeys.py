@@ -11,8 +11,10 @@ if TYPE_CHECKING:
     from helpline.db import Database
     from helpline.inbound import Inbox
     from helpline.metrics import Metrics
+    from helpline.outbox_worker import OutboxWorker
 
 SETTINGS: web.AppKey["Settings"] = web.AppKey("settings")
 DB: web.AppKey["Database"] = web.AppKey("db")
 INBOX: web.AppKey["Inbox"] = web.AppKey("inbox")
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
+OUTBOX: web.AppKey["OutboxWorker"] = web.AppKey("outbox_worker")

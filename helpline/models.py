@@ -133,7 +133,8 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text)
     lang: Mapped[str | None] = mapped_column(String(8))
     intent: Mapped[str | None] = mapped_column(String(32))
-    # in: received | handled | failed; out: replied | queued | sent | delivered | undelivered | failed
+    # in: received | handled | failed;
+    # out: replied (the immediate answer) | queued | skipped | sent | delivered | undelivered | failed
     status: Mapped[str] = mapped_column(String(16))
     reply_to_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL"), index=True

@@ -1,4 +1,5 @@
-"""The baseline: a bare aiohttp handler that answers POST /api/v1/messages with a fixed reply.
+"""The baseline: bare aiohttp handlers that answer POST /api/v1/messages (fixed JSON) and
+POST /twilio/sms (fixed TwiML).
 
 It parses the JSON like the real service does and returns a body of the same shape, so the
 difference to the real service is what Helpline itself costs: validation, storage, routing.
@@ -30,6 +31,17 @@ async def messages(request: web.Request) -> web.Response:
     return web.json_response(REPLY)
 
 
+TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>您好，这里是便民服务热线。</Message></Response>'
+
+
+async def sms(request: web.Request) -> web.Response:
+    """Fixed TwiML, after reading the form as the real webhook does."""
+    form = await request.post()
+    if "MessageSid" not in form:
+        return web.Response(status=400)
+    return web.Response(text=TWIML, content_type="application/xml")
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -40,6 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     app = web.Application()
     app.router.add_post("/api/v1/messages", messages)
+    app.router.add_post("/twilio/sms", sms)
     app.router.add_get("/healthz", healthz)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
 

@@ -1,0 +1,1 @@
+"""Fake provider APIs (Twilio, Telegram) that speak the real wire protocol, for tests."""
