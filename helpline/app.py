@@ -43,7 +43,7 @@ def build_router() -> Router:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application; no I/O happens until it starts."""
-    from channels import twilio_sms
+    from channels import twilio_sms, twilio_voice
     from channels import web as web_channel
     from channels.twilio_common import warn_if_unsigned
 
@@ -61,6 +61,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", metrics)
     web_channel.setup(app)
     twilio_sms.setup(app)
+    twilio_voice.setup(app)
     warn_if_unsigned(settings)
     return app
 

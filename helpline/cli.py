@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     kb_search.add_argument("query", nargs="+")
     kb_search.add_argument("--limit", type=int, default=5)
 
+    phone = sub.add_parser("phone", help="a phone in the terminal: call (or text) a running server as Twilio would")
+    phone.add_argument("--url", default="http://127.0.0.1:8080", help="the server to call")
+    phone.add_argument("--from", dest="caller", default="+8613800000000", help="the caller's number")
+    phone.add_argument("--to", default="+8657181890", help="the help-line's number")
+    phone.add_argument("--sms", action="store_true", help="send text messages instead of calling")
+
     exp = sub.add_parser("export", help="write all records to stdout")
     exp.add_argument("kind", choices=["messages"])
     exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
@@ -69,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_kb(settings, args))
     if args.command == "export":
         return asyncio.run(_export(settings, args.kind, args.format))
+    if args.command == "phone":
+        from helpline import phone_sim
+
+        # Signed as Twilio signs: with the auth token, over the public URL the server checks against.
+        return phone_sim.main(args.url, args.caller, args.to, args.sms, settings.twilio_auth_token, settings.public_url)
     return 2  # pragma: no cover - argparse enforces the choices
 
 

@@ -133,12 +133,16 @@ def vocab() -> Vocab:
 
 
 def _text(rng: random.Random, parts: list[list[str]], target: int, sep: str) -> str:
-    """Sentences drawn mostly from the first parent, some from the others, up to ``target`` chars."""
+    """Sentences drawn mostly from the first parent, some from the others, up to ``target`` chars.
+
+    Drawn without replacement: a sentence said twice would inflate its words' term frequency.
+    """
+    pools = [rng.sample(p, len(p)) for p in parts]
     out: list[str] = []
     size = 0
-    while size < target:
-        pool = parts[0] if rng.random() < 0.6 else rng.choice(parts)
-        sentence = rng.choice(pool) if pool else "…"
+    while size < target and any(pools):
+        pool = pools[0] if pools[0] and rng.random() < 0.6 else rng.choice([p for p in pools if p])
+        sentence = pool.pop()
         out.append(sentence)
         size += len(sentence) + len(sep)
     return sep.join(out)
@@ -367,6 +371,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="timed passes over the query list")
     parser.add_argument("--postgres", action="store_true", help="also run on a throw-away PostgreSQL database")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--sqlite-file", type=Path, help="build the SQLite database here and keep it (e.g. to profile against)"
+    )
     parser.add_argument("--slowest", type=int, default=5, help="list the N slowest queries")
     parser.add_argument(
         "--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
@@ -384,8 +391,12 @@ def main() -> None:
     )
     try:
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(bench_database(f"sqlite+aiosqlite:///{tmp}/bench.db", "SQLite", args, pool))
+        if args.sqlite_file:
+            args.sqlite_file.unlink(missing_ok=True)
+            asyncio.run(bench_database(f"sqlite+aiosqlite:///{args.sqlite_file.resolve()}", "SQLite", args, pool))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                asyncio.run(bench_database(f"sqlite+aiosqlite:///{tmp}/bench.db", "SQLite", args, pool))
         print(f"{'':<11} (SQLite run took {time.perf_counter() - started:.0f} s)")
         if args.postgres:
             started = time.perf_counter()
