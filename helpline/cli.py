@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     phone.add_argument("--sms", action="store_true", help="send text messages instead of calling")
 
     exp = sub.add_parser("export", help="write all records to stdout")
-    exp.add_argument("kind", choices=["messages"])
+    exp.add_argument("kind", choices=["messages", "outbox"])
     exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     return p
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy import select
 
 from helpline.db import Database
-from helpline.models import Message
+from helpline.models import Message, OutboxItem
 
 MESSAGE_FIELDS = (
     "id", "created_at", "channel", "direction", "urn", "provider_id", "conversation_id", "contact_id",
@@ -19,14 +19,28 @@ MESSAGE_FIELDS = (
 )
 
 
-async def _messages(db: Database) -> AsyncIterator[dict[str, Any]]:
-    async with db.read() as session:
-        result = await session.stream_scalars(select(Message).order_by(Message.id).execution_options(yield_per=500))
-        async for m in result:
-            yield {f: getattr(m, f) for f in MESSAGE_FIELDS}
+OUTBOX_FIELDS = (
+    "id", "created_at", "channel", "urn", "kind", "status", "attempts", "max_attempts", "next_attempt_at",
+    "provider_id", "sent_at", "last_error", "idempotency_key", "message_id", "body",
+)
 
 
-EXPORTS = {"messages": (_messages, MESSAGE_FIELDS)}
+def _rows(model: type[Any], fields: tuple[str, ...]) -> Callable[[Database], AsyncIterator[dict[str, Any]]]:
+    async def rows(db: Database) -> AsyncIterator[dict[str, Any]]:
+        async with db.read() as session:
+            query = select(model).order_by(model.id).execution_options(yield_per=500)
+            async for row in await session.stream_scalars(query):
+                yield {f: getattr(row, f) for f in fields}
+
+    return rows
+
+
+# Each kind: the rows, in id order, and the columns a CSV gets. The outbox export is how operators
+# see dead letters (status "dead") until the console lists them.
+EXPORTS = {
+    "messages": (_rows(Message, MESSAGE_FIELDS), MESSAGE_FIELDS),
+    "outbox": (_rows(OutboxItem, OUTBOX_FIELDS), OUTBOX_FIELDS),
+}
 
 
 def _plain(value: Any) -> Any:

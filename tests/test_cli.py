@@ -173,3 +173,20 @@ def test_kb_import_reports_problems_and_loads_nothing(tmp_path: Path) -> None:
     good = run(["kb", "import", str(folder)], tmp_path)
     assert good.returncode == 0 and "1 new" in good.stdout
     assert "ok-article" in run(["kb", "search", "zzqtest"], tmp_path).stdout
+
+
+async def test_export_outbox_shows_dead_letters(settings: Settings, db: Database, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from helpline.models import OutboxItem
+    from helpline.outbox import enqueue
+
+    async with db.write() as s:
+        item = await enqueue(s, "tel:+8613800000009", "您的案件已办结。", "case_update", key="case-1-closed")
+    async with db.write() as s:
+        await s.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(status="dead", attempts=8,
+                                                                             last_error="HTTP 500"))
+    result = run(["export", "outbox", "--format", "csv"], tmp_path, {"HELPLINE_DATABASE_URL": settings.database_url})
+    assert result.returncode == 0, result.stderr
+    (row,) = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert (row["status"], row["attempts"], row["last_error"], row["kind"]) == ("dead", "8", "HTTP 500", "case_update")
