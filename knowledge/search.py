@@ -21,12 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from knowledge.models import Article, ArticleTerm
 from knowledge.tokens import query_tokens
 
-# Keep in step with the migration that builds the PostgreSQL index on the same expression.
-PG_VECTOR = (
-    "setweight(to_tsvector('simple'::regconfig, search_key), 'A') || "
-    "setweight(to_tsvector('simple'::regconfig, search_body), 'D')"
-)
 CANDIDATES = 50
+LOOKUP_TOKENS = 12
 # The article_terms row that holds the number of published articles (no token is empty).
 TOTAL = ""
 MAX_QUERY_TOKENS = 40
@@ -55,19 +51,31 @@ async def search(session: AsyncSession, query: str, limit: int = 5) -> list[Hit]
     tokens = query_tokens(query)[:MAX_QUERY_TOKENS]
     if not tokens or limit <= 0:
         return []
-    ids = await _candidates(session, tokens)
+    df = {term: (n, n_all) for term, n, n_all in await session.execute(_TERMS, {"terms": [*tokens, TOTAL]})}
+    total = df.pop(TOTAL, (0, 0))[0] or await _article_count(session)
+    ids = await _candidates(session, lookup_tokens(tokens, df, total))
     if not ids:
         return []
     # Score on the index columns only; load whole articles just for the few we return.
     index = {article_id: (key, body) for article_id, key, body in await session.execute(_INDEX_ROWS, {"ids": ids})}
-    df = {term: (n, n_all) for term, n, n_all in await session.execute(_TERMS, {"terms": [*tokens, TOTAL]})}
-    total = df.pop(TOTAL, (0, 0))[0] or await _article_count(session)
     weights = query_weights(tokens, df, total)
     scored = sorted(
         ((_confidence(*index[i], weights), -rank, i) for rank, i in enumerate(ids) if i in index), reverse=True
     )[:limit]
     articles = {a.id: a for a in await session.scalars(_ARTICLES, {"ids": [i for _, _, i in scored]})}
     return [Hit(articles[i], round(conf, 3)) for conf, _, i in scored if i in articles]
+
+
+def lookup_tokens(tokens: list[str], df: dict[str, tuple[int, int]], total: int) -> list[str]:
+    """The tokens worth asking the index for: known ones, rarest first, and no very common ones
+    while rarer ones remain. A token in a tenth of all articles would make the index rank tens of
+    thousands of rows in a large knowledge base and pick none of them out."""
+    known = sorted((t for t in tokens if df.get(t, (0, 0))[1]), key=lambda t: df[t][1])
+    if not known:
+        return []
+    common = max(50, total // 10)
+    rare = [t for t in known if df[t][1] <= common]
+    return (rare or known[:1])[:LOOKUP_TOKENS]
 
 
 def query_weights(tokens: list[str], df: dict[str, tuple[int, int]], total: int) -> dict[str, float]:
@@ -104,6 +112,8 @@ def _confidence(search_key: str, search_body: str, weights: dict[str, float]) ->
 
 
 async def _candidates(session: AsyncSession, tokens: list[str]) -> list[int]:
+    if not tokens:
+        return []
     if session.bind.dialect.name == "sqlite":
         match = " OR ".join(f'"{t}"' for t in tokens)
         rows = await session.execute(
@@ -114,10 +124,12 @@ async def _candidates(session: AsyncSession, tokens: list[str]) -> list[int]:
             {"m": match, "n": CANDIDATES},
         )
     else:
+        # search_vector is a stored generated column (see the migration): ranking reads it, not
+        # the text, and the GIN index on it finds the rows.
         rows = await session.execute(
             text(
-                f"SELECT id FROM articles, to_tsquery('simple', :q) AS q WHERE ({PG_VECTOR}) @@ q "
-                f"ORDER BY ts_rank({PG_VECTOR}, q) DESC LIMIT :n"
+                "SELECT id FROM articles, to_tsquery('simple', :q) AS q WHERE search_vector @@ q "
+                "ORDER BY ts_rank(search_vector, q) DESC LIMIT :n"
             ),
             {"q": " | ".join(tokens), "n": CANDIDATES},
         )
