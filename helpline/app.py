@@ -20,7 +20,7 @@ from helpline.handlers.status import StatusDesk
 from helpline.http import edge_middleware, json_response
 from helpline.inbound import Inbox
 from helpline.metrics import CONTENT_TYPE, Metrics
-from helpline.outbox_worker import OutboxWorker, default_instance_id, refresh_outbox_metrics
+from helpline.outbox_worker import OutboxWorker, Sender, default_instance_id, refresh_outbox_metrics
 from helpline.request import Intent
 from helpline.router import Router
 
@@ -62,6 +62,10 @@ def create_app(settings: Settings) -> web.Application:
     web_channel.setup(app)
     twilio_sms.setup(app)
     twilio_voice.setup(app)
+    if settings.telegram_token:  # aiogram is imported only when Telegram is configured
+        from channels import telegram
+
+        telegram.setup(app)  # POST /telegram/webhook, and a cleanup_ctx entry for the bot's session
     warn_if_unsigned(settings)
     return app
 
@@ -85,7 +89,13 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
 
     settings = app[SETTINGS]
     sms = build_sms_sender(settings)  # None without Twilio credentials: SMS rows are skipped, with the reason
-    worker = OutboxWorker(app[DB], settings, app[METRICS], {"sms": sms} if sms else {}, default_instance_id())
+    senders: dict[str, Sender] = {"sms": sms} if sms else {}
+    telegram = None
+    if settings.telegram_token:
+        from channels.telegram_sender import TelegramSender
+
+        telegram = senders["telegram"] = TelegramSender(settings, db=app[DB])
+    worker = OutboxWorker(app[DB], settings, app[METRICS], senders, default_instance_id())
     app[OUTBOX] = worker
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -99,6 +109,8 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
             pass
         if sms is not None:
             await sms.close()
+        if telegram is not None:
+            await telegram.close()
 
 
 async def healthz(request: web.Request) -> web.Response:

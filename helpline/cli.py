@@ -1,4 +1,4 @@
-"""The ``helpline`` command: serve, db upgrade, user add, export."""
+"""The ``helpline`` command: serve, db upgrade, user add, export, telegram."""
 
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     phone.add_argument("--to", default="+8657181890", help="the help-line's number")
     phone.add_argument("--sms", action="store_true", help="send text messages instead of calling")
 
+    tg = sub.add_parser("telegram", help="the Telegram bot (needs HELPLINE_TELEGRAM_TOKEN)")
+    tg_sub = tg.add_subparsers(dest="telegram_command", required=True)
+    tg_sub.add_parser("poll", help="long-poll the Bot API instead of a webhook (no public URL needed)")
+    tg_sub.add_parser("set-webhook", help="point Telegram at HELPLINE_PUBLIC_URL/telegram/webhook with the secret")
+
     exp = sub.add_parser("export", help="write all records to stdout")
     exp.add_argument("kind", choices=["messages", "outbox"])
     exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
@@ -75,6 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_kb(settings, args))
     if args.command == "export":
         return asyncio.run(_export(settings, args.kind, args.format))
+    if args.command == "telegram":
+        if not settings.telegram_token:
+            print("helpline: set HELPLINE_TELEGRAM_TOKEN (the bot's token from @BotFather) first", file=sys.stderr)
+            return 2
+        from channels.telegram import run_cli
+
+        try:
+            return asyncio.run(run_cli(settings, args.telegram_command))
+        except KeyboardInterrupt:
+            return 0
     if args.command == "phone":
         from helpline import phone_sim
 
