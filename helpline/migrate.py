@@ -11,7 +11,7 @@ from alembic.config import Config
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     """Search-index tables and indexes are written by hand in migrations; autogenerate leaves them be."""
-    return not (name or "").startswith(("articles_fts", "ix_articles_search", "search_vector"))
+    return not (name or "").startswith(("articles_fts", "ix_articles_search", "search_vector", "search_key_vector"))
 
 
 def alembic_config(database_url: str) -> Config:

@@ -53,7 +53,7 @@ async def search(session: AsyncSession, query: str, limit: int = 5) -> list[Hit]
         return []
     df = {term: (n, n_all) for term, n, n_all in await session.execute(_TERMS, {"terms": [*tokens, TOTAL]})}
     total = df.pop(TOTAL, (0, 0))[0] or await _article_count(session)
-    ids = await _candidates(session, lookup_tokens(tokens, df, total))
+    ids = await _candidates(session, lookup_tokens(tokens, df, total), enough=limit)
     if not ids:
         return []
     # Score on the index columns only; load whole articles just for the few we return.
@@ -111,29 +111,43 @@ def _confidence(search_key: str, search_body: str, weights: dict[str, float]) ->
     return ((1 - _BODY_WEIGHT) * in_key + _BODY_WEIGHT * in_any) / total
 
 
-async def _candidates(session: AsyncSession, tokens: list[str]) -> list[int]:
+async def _candidates(session: AsyncSession, tokens: list[str], enough: int = 1) -> list[int]:
+    """Articles worth scoring, best-ranked first by the database.
+
+    Titles and keywords are asked first: that is where the confidence mostly comes from, and it
+    ranks far fewer rows than the whole text in a large knowledge base. Only when that finds
+    fewer than ``enough`` articles is the answer text searched too.
+    """
     if not tokens:
         return []
-    if session.bind.dialect.name == "sqlite":
-        match = " OR ".join(f'"{t}"' for t in tokens)
-        rows = await session.execute(
-            text(
-                "SELECT rowid FROM articles_fts WHERE articles_fts MATCH :m "
-                "ORDER BY bm25(articles_fts, 5.0, 1.0) LIMIT :n"
-            ),
-            {"m": match, "n": CANDIDATES},
-        )
-    else:
-        # search_vector is a stored generated column (see the migration): ranking reads it, not
-        # the text, and the GIN index on it finds the rows.
-        rows = await session.execute(
-            text(
-                "SELECT id FROM articles, to_tsquery('simple', :q) AS q WHERE search_vector @@ q "
-                "ORDER BY ts_rank(search_vector, q) DESC LIMIT :n"
-            ),
-            {"q": " | ".join(tokens), "n": CANDIDATES},
-        )
-    return [row[0] for row in rows]
+    sqlite = session.bind.dialect.name == "sqlite"
+    found: list[int] = []
+    for statement in (_SQLITE_KEY, _SQLITE_ALL) if sqlite else (_PG_KEY, _PG_ALL):
+        params = {"m": " OR ".join(f'"{t}"' for t in tokens)} if sqlite else {"q": " | ".join(tokens)}
+        rows = await session.execute(statement, {**params, "n": CANDIDATES})
+        found = [row[0] for row in rows]
+        if len(found) >= enough:
+            break
+    return found
+
+
+# The candidate queries. FTS5 ranks with BM25 (titles and keywords weigh 5x); PostgreSQL ranks
+# with ts_rank on stored generated tsvector columns (see the migration), never re-parsing text.
+_SQLITE_KEY = text(
+    "SELECT rowid FROM articles_fts WHERE articles_fts MATCH '{search_key} : (' || :m || ')' "
+    "ORDER BY bm25(articles_fts, 5.0, 1.0) LIMIT :n"
+)
+_SQLITE_ALL = text(
+    "SELECT rowid FROM articles_fts WHERE articles_fts MATCH :m ORDER BY bm25(articles_fts, 5.0, 1.0) LIMIT :n"
+)
+_PG_KEY = text(
+    "SELECT id FROM articles, to_tsquery('simple', :q) AS q WHERE search_key_vector @@ q "
+    "ORDER BY ts_rank(search_key_vector, q) DESC LIMIT :n"
+)
+_PG_ALL = text(
+    "SELECT id FROM articles, to_tsquery('simple', :q) AS q WHERE search_vector @@ q "
+    "ORDER BY ts_rank(search_vector, q) DESC LIMIT :n"
+)
 
 
 async def _article_count(session: AsyncSession) -> int:

@@ -1,4 +1,6 @@
-"""Keep the search benchmark runnable: a tiny SQLite run must finish and print both figures (no timing asserted)."""
+"""Keep the search benchmark runnable: a tiny SQLite run must finish and print both figures.
+
+No timing is asserted: the machines are noisy."""
 
 from __future__ import annotations
 

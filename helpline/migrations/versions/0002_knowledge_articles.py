@@ -1,8 +1,9 @@
 """knowledge articles and their search index
 
 SQLite: an external-content FTS5 table over the pre-tokenised columns, kept in step by triggers.
-PostgreSQL: a stored generated ``search_vector`` column (weighted tsvector) with a GIN index; the
-search ranks on the stored vector instead of re-parsing every matching article's text.
+PostgreSQL: stored generated tsvector columns with GIN indexes, one over titles and keywords
+(``search_key_vector``, asked first) and one over everything (``search_vector``, weighted); the
+search ranks on the stored vectors instead of re-parsing every matching article's text.
 
 Revision ID: 0002
 Revises: 0001
@@ -79,6 +80,12 @@ def upgrade() -> None:
     else:
         op.execute(f"ALTER TABLE articles ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ({PG_VECTOR}) STORED")
         op.execute("CREATE INDEX ix_articles_search ON articles USING GIN (search_vector)")
+        # Titles and keywords alone: asked first, and small enough to rank quickly at any size.
+        op.execute(
+            "ALTER TABLE articles ADD COLUMN search_key_vector tsvector GENERATED ALWAYS AS "
+            "(to_tsvector('simple'::regconfig, search_key)) STORED"
+        )
+        op.execute("CREATE INDEX ix_articles_search_key ON articles USING GIN (search_key_vector)")
 
 
 def downgrade() -> None:
@@ -87,7 +94,9 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
         op.execute("DROP TABLE IF EXISTS articles_fts")
     else:
+        op.execute("DROP INDEX IF EXISTS ix_articles_search_key")
         op.execute("DROP INDEX IF EXISTS ix_articles_search")
+        op.execute("ALTER TABLE articles DROP COLUMN IF EXISTS search_key_vector")
         op.execute("ALTER TABLE articles DROP COLUMN IF EXISTS search_vector")
     with op.batch_alter_table('articles', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_articles_category'))
