@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import Result, run_load, wait_until_up  # noqa: E402
+from loadgen import RequestFactory, Result, run_load, wait_until_up  # noqa: E402
 
 TEXTS = ("你好", "hello", "您好，在吗", "help")
 
@@ -74,43 +74,53 @@ def make_message(i: int, n: int) -> tuple[str, str, dict]:
     return "POST", "/api/v1/messages", {"json": {"from": f"web:bench{i}", "text": TEXTS[n % len(TEXTS)]}}
 
 
-async def measure(name: str, base: str, concurrency: int, seconds: float) -> Result:
+async def measure(name: str, base: str, make: RequestFactory, concurrency: int, seconds: float) -> Result:
     await wait_until_up(base + "/healthz")
-    return await run_load(base, make_message, concurrency=concurrency, seconds=seconds, name=name)
+    return await run_load(base, make, concurrency=concurrency, seconds=seconds, name=name)
 
 
-def run(seconds: float, concurrency: int, database_url: str | None) -> tuple[Result, Result]:
+def compare(
+    make: RequestFactory, name: str, seconds: float, concurrency: int, database_url: str | None,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[Result, Result]:
+    """Drive the bare baseline, then a real ``helpline serve``, with the same requests."""
     here = Path(__file__).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPLINE_")}
-    env["HELPLINE_LOG_LEVEL"] = "WARNING"
+    env |= {"HELPLINE_LOG_LEVEL": "WARNING", **(extra_env or {})}
+    if database_url:
+        env["HELPLINE_DATABASE_URL"] = database_url
     with tempfile.TemporaryDirectory() as tmp:
-        if database_url:
-            env["HELPLINE_DATABASE_URL"] = database_url
         bare_port, app_port = free_port(), free_port()
         with server([str(here / "bare_server.py"), "--port", str(bare_port)], env, tmp):
-            bare = asyncio.run(measure("bare aiohttp handler", f"http://127.0.0.1:{bare_port}", concurrency, seconds))
-        label = "helpline (" + ("PostgreSQL" if database_url and "postgresql" in database_url else "SQLite") + ")"
+            bare = asyncio.run(measure("bare aiohttp handler", f"http://127.0.0.1:{bare_port}", make, concurrency, seconds))
+        label = f"{name} (" + ("PostgreSQL" if database_url else "SQLite") + ")"
         with server(["-m", "helpline", "serve", "--port", str(app_port)], env, tmp):
-            real = asyncio.run(measure(label, f"http://127.0.0.1:{app_port}", concurrency, seconds))
+            real = asyncio.run(measure(label, f"http://127.0.0.1:{app_port}", make, concurrency, seconds))
     return bare, real
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli(doc: str | None, what: str, make: RequestFactory, name: str, extra_env: dict[str, str] | None = None) -> tuple[Result, Result]:
+    """The command line both benchmarks share: parse, run on SQLite or PostgreSQL, print both rows."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--postgres", action="store_true", help="use a throw-away PostgreSQL database")
     args = parser.parse_args()
     if args.postgres:
         with throwaway_postgres() as url:
-            bare, real = run(args.seconds, args.concurrency, url)
+            bare, real = compare(make, name, args.seconds, args.concurrency, url, extra_env)
     else:
-        bare, real = run(args.seconds, args.concurrency, None)
-    print(f"POST /api/v1/messages, {args.concurrency} concurrent clients, {args.seconds:g} s each, {os.cpu_count()} cores")
+        bare, real = compare(make, name, args.seconds, args.concurrency, None, extra_env)
+    print(f"{what}, {args.concurrency} concurrent clients, {args.seconds:g} s each, {os.cpu_count()} cores")
     print(bare.row())
     print(real.row())
     ratio = real.throughput / bare.throughput if bare.throughput else 0
     print(f"helpline throughput = {ratio:.0%} of the bare handler")
+    return bare, real
+
+
+def main() -> None:
+    cli(__doc__, "POST /api/v1/messages", make_message, "helpline")
 
 
 if __name__ == "__main__":
