@@ -43,7 +43,7 @@ def build_router() -> Router:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application; no I/O happens until it starts."""
-    from channels import twilio_sms, twilio_voice
+    from channels import grid_api, twilio_sms, twilio_voice
     from channels import web as web_channel
     from channels.twilio_common import warn_if_unsigned
 
@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> web.Application:
     web_channel.setup(app)
     twilio_sms.setup(app)
     twilio_voice.setup(app)
+    grid_api.setup(app)  # GET /api/v1/grid/cells
     if settings.telegram_token:  # aiogram is imported only when Telegram is configured
         from channels import telegram
 
