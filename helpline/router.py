@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpline.config import Settings
-from helpline.models import Contact, Conversation
+from helpline.models import Contact, Conversation, Event
 from helpline.paging import MORE_WORDS, paginate
 from helpline.request import Intent, Reply, Request
 
@@ -69,6 +69,18 @@ class Context:
             else:
                 state[key] = value
         self.conversation.state = state
+
+    def audit(self, action: str, data: dict[str, Any], subject_type: str = "conversation", subject_id: str | None = None) -> None:
+        """Record in the audit log, in this message's transaction, that the caller caused ``action``."""
+        self.session.add(
+            Event(
+                actor=f"contact:{self.contact.id}",
+                action=action,
+                subject_type=subject_type,
+                subject_id=(subject_id or self.conversation.id)[:64],
+                data=data,
+            )
+        )
 
     def t(self, zh: str, en: str) -> str:
         """Pick the text in the caller's language."""

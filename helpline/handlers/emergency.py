@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from helpline.models import Event
 from helpline.request import Intent, Reply
 from helpline.router import Context
 
@@ -29,15 +28,8 @@ ADVICE = {
 async def emergency(ctx: Context) -> Reply:
     kind = (ctx.classification.category or {}).get("kind", "medical")
     zh, en = ADVICE.get(kind, ADVICE["medical"])
-    ctx.session.add(
-        Event(
-            actor=f"contact:{ctx.contact.id}",
-            action="contact.urgent",
-            subject_type="conversation",
-            subject_id=ctx.conversation.id,
-            data={"kind": kind, "number": (ctx.classification.category or {}).get("number"), "text": ctx.request.text[:500]},
-        )
-    )
+    number = (ctx.classification.category or {}).get("number")
+    ctx.audit("contact.urgent", {"kind": kind, "number": number, "text": ctx.request.text[:500]})
     ctx.set_state(flow=None)
     text = ctx.t(zh + "我们的话务员也已收到您的紧急求助。", en + " Our operators have also been alerted.")
     return Reply(text=text, intent=Intent.EMERGENCY, lang=ctx.lang, urgent=True)

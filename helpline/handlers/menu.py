@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from helpline.handlers.knowledge import closest_topics
-from helpline.models import ContactAddress, Event
+from helpline.models import ContactAddress
 from helpline.request import Intent, Option, Reply
 from helpline.router import Context
 
@@ -48,10 +48,7 @@ async def subscription(ctx: Context, action: str) -> Reply:
     address = await ctx.session.scalar(select(ContactAddress).where(ContactAddress.urn == ctx.request.address))
     if address is not None:
         address.opted_out_at = ctx.now if action == "stop" else None
-    ctx.session.add(
-        Event(actor=f"contact:{ctx.contact.id}", action=f"subscription.{action}", subject_type="address",
-              subject_id=ctx.request.address[:64], data={})
-    )
+    ctx.audit(f"subscription.{action}", {}, subject_type="address", subject_id=ctx.request.address)
     if action == "stop":
         text = ctx.t(
             "您已退订，我们不会再主动给您发消息。需要帮助时随时发消息或来电；回复START可恢复。",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from helpline.models import Event
 from helpline.request import Intent, Reply
 from helpline.router import Context
 
@@ -11,15 +10,7 @@ async def request_operator(ctx: Context, reason: str) -> None:
     """Put the conversation in the operators' queue (once), with why it is there."""
     if ctx.conversation.status != "waiting":
         ctx.conversation.status = "waiting"
-        ctx.session.add(
-            Event(
-                actor=f"contact:{ctx.contact.id}",
-                action="handoff.requested",
-                subject_type="conversation",
-                subject_id=ctx.conversation.id,
-                data={"reason": reason, "text": ctx.request.text[:500]},
-            )
-        )
+        ctx.audit("handoff.requested", {"reason": reason, "text": ctx.request.text[:500]})
 
 
 async def operator(ctx: Context) -> Reply:
