@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import text
 
-from helpline.appkeys import DB, INBOX, METRICS, OUTBOX, SETTINGS
+from helpline.appkeys import DB, INBOX, JOBS, METRICS, OUTBOX, SETTINGS
 from helpline.classify import RuleClassifier
 from helpline.config import Settings
 from helpline.db import Database
@@ -19,6 +19,7 @@ from helpline.handlers import booking, emergency, grid, knowledge, menu, operato
 from helpline.handlers.status import StatusDesk
 from helpline.http import edge_middleware, json_response
 from helpline.inbound import Inbox
+from helpline.jobs import Job, JobRunner
 from helpline.metrics import CONTENT_TYPE, Metrics
 from helpline.outbox_worker import OutboxWorker, Sender, default_instance_id, refresh_outbox_metrics
 from helpline.request import Intent
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_outbox)
+    app.cleanup_ctx.append(_jobs)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(files("templates"))),
@@ -112,6 +114,27 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
             await sms.close()
         if telegram is not None:
             await telegram.close()
+
+
+def build_jobs() -> list[Job]:
+    """Every scheduled job the line runs (reminders, surveys, escalations), registered explicitly."""
+    return []
+
+
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    """Scheduled jobs run in every instance; a lease per job keeps two instances from running it at once."""
+    runner = JobRunner(app[DB], default_instance_id(), build_jobs())
+    app[JOBS] = runner
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 30)
+        except TimeoutError:
+            task.cancel()
 
 
 async def healthz(request: web.Request) -> web.Response:

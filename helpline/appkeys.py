@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from helpline.config import Settings
     from helpline.db import Database
     from helpline.inbound import Inbox
+    from helpline.jobs import JobRunner
     from helpline.metrics import Metrics
     from helpline.outbox_worker import OutboxWorker
 
@@ -18,3 +19,4 @@ DB: web.AppKey["Database"] = web.AppKey("db")
 INBOX: web.AppKey["Inbox"] = web.AppKey("inbox")
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
 OUTBOX: web.AppKey["OutboxWorker"] = web.AppKey("outbox_worker")
+JOBS: web.AppKey["JobRunner"] = web.AppKey("jobs")
