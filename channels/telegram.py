@@ -419,6 +419,8 @@ class TelegramBot:
                       extra: list[list[InlineKeyboardButton]] | None = None) -> None:
         """Send the reply; record Telegram's message id, or hand a passing failure to the outbox."""
         reply = handled.reply
+        if not reply.text:
+            return  # over the rate limit and already told: stored, nothing sent
         parts = split_text(render_text(reply))
         markup = keyboard(reply, flow, extra)
         sent = None

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from helpline.appkeys import INBOX, SETTINGS
 from helpline.http import BadRequest, json_error, json_response
-from helpline.inbound import HandlingFailed
+from helpline.inbound import HandlingFailed, throttle_text
 from helpline.request import Channel, Location, Request
 
 _WEB_ID = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
@@ -99,6 +99,10 @@ async def api_message(request: web.Request) -> web.Response:
         handled = await request.app[INBOX].handle(req)
     except HandlingFailed:
         return json_error(503, "the message was kept but could not be answered now; please retry")
+    if handled.reply.throttled:
+        response = json_error(429, "too many messages from this sender: they are kept, but please wait a minute")
+        response.headers["Retry-After"] = "60"
+        return response
     return json_response({"conversation_id": handled.conversation_id, **handled.reply.to_dict()})
 
 
@@ -161,7 +165,11 @@ async def portal_ask(request: web.Request) -> web.Response:
         )
         try:
             handled = await request.app[INBOX].handle(req)
-            context["reply"] = handled.reply
+            if handled.reply.throttled:
+                context["error"] = throttle_text(lang)
+                status = 429
+            else:
+                context["reply"] = handled.reply
         except HandlingFailed:
             context["error"] = "系统繁忙，请稍后再试。" if lang == "zh" else "We are busy: please try again in a moment."
             status = 503

@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,6 +32,8 @@ class Settings:
     default_region: str = "CN"
     log_level: str = "INFO"
     max_text_length: int = 4000
+    # Messages a sender may have answered per minute (SMS, chat, web); 0 turns the limit off.
+    rate_limit_per_minute: int = 20
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_from: str | None = None
@@ -42,6 +44,17 @@ class Settings:
     telegram_secret: str | None = None
     telegram_api_url: str | None = None
     open311_api_keys: frozenset[str] = field(default_factory=frozenset)
+    # Bookings: cancelling or moving a booking closes this long before its slot starts; a provider
+    # whose mean follow-up rating is below provider_min_score after provider_min_ratings ratings
+    # is flagged for review.
+    booking_cutoff_minutes: int = 120
+    provider_min_score: float = 3.0
+    provider_min_ratings: int = 3
+    # Load and faults: how long an outbox worker holds a claimed row before another instance may
+    # take it back (a killed process's rows wait this long); how long a client may take to send a
+    # request's headers, then its body, and how long an idle keep-alive connection stays open.
+    outbox_lease_seconds: int = 60
+    client_timeout_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         scheme = self.database_url.split("://", 1)[0]
@@ -77,10 +90,22 @@ class Settings:
             raise SettingsError(f"HELPLINE_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR; got {self.log_level!r}")
         if not 1 <= self.max_text_length <= 100_000:
             raise SettingsError("HELPLINE_MAX_TEXT_LENGTH must be between 1 and 100000")
+        if not 0 <= self.rate_limit_per_minute <= 100_000:
+            raise SettingsError("HELPLINE_RATE_LIMIT_PER_MINUTE must be between 0 (no limit) and 100000")
         if self.telegram_token is not None and not _TELEGRAM_TOKEN.match(self.telegram_token):
             raise SettingsError("HELPLINE_TELEGRAM_TOKEN does not look like a bot token (123456:ABC…)")
         if self.secret_key is not None and len(self.secret_key) < 16:
             raise SettingsError("HELPLINE_SECRET_KEY must be at least 16 characters")
+        if not 0 <= self.booking_cutoff_minutes <= 7 * 24 * 60:
+            raise SettingsError("HELPLINE_BOOKING_CUTOFF_MINUTES must be between 0 and 10080 (a week)")
+        if not 1.0 <= self.provider_min_score <= 5.0:
+            raise SettingsError("HELPLINE_PROVIDER_MIN_SCORE must be between 1 and 5")
+        if not 1 <= self.provider_min_ratings <= 1000:
+            raise SettingsError("HELPLINE_PROVIDER_MIN_RATINGS must be between 1 and 1000")
+        if not 2 <= self.outbox_lease_seconds <= 3600:
+            raise SettingsError("HELPLINE_OUTBOX_LEASE_SECONDS must be between 2 and 3600")
+        if not 0.5 <= self.client_timeout_seconds <= 3600:
+            raise SettingsError("HELPLINE_CLIENT_TIMEOUT_SECONDS must be between 0.5 and 3600")
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,6 +132,8 @@ class Settings:
         except ValueError:
             raise SettingsError(f"HELPLINE_MAX_TEXT_LENGTH must be a whole number; got {max_len!r}") from None
         keys = frozenset(k.strip() for k in (get("OPEN311_API_KEYS") or "").split(",") if k.strip())
+        booking = _numbers(get, (("BOOKING_CUTOFF_MINUTES", int, 120), ("PROVIDER_MIN_SCORE", float, 3.0),
+                                 ("PROVIDER_MIN_RATINGS", int, 3)))
         return cls(
             database_url=database_url,
             public_url=(get("PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
@@ -117,6 +144,7 @@ class Settings:
             default_region=(get("DEFAULT_REGION") or "CN").upper(),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             max_text_length=max_text_length,
+            rate_limit_per_minute=int(_numbers(get, (("RATE_LIMIT_PER_MINUTE", int, 20),))["RATE_LIMIT_PER_MINUTE"]),
             twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
             twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
             twilio_from=get("TWILIO_FROM"),
@@ -126,6 +154,10 @@ class Settings:
             telegram_secret=get("TELEGRAM_SECRET"),
             telegram_api_url=get("TELEGRAM_API_URL"),
             open311_api_keys=keys,
+            booking_cutoff_minutes=int(booking["BOOKING_CUTOFF_MINUTES"]),
+            provider_min_score=float(booking["PROVIDER_MIN_SCORE"]),
+            provider_min_ratings=int(booking["PROVIDER_MIN_RATINGS"]),
+            **_load_limits(get),
         )
 
     def resolved_secret_key(self) -> str:
@@ -141,6 +173,26 @@ class Settings:
         with os.fdopen(fd, "w") as fh:
             fh.write(key + "\n")
         return key
+
+
+def _numbers(get: Callable[[str], str | None], specs: tuple[tuple[str, type, float], ...]) -> dict[str, float]:
+    """Read numeric variables; a value that is not a number names its variable."""
+    values: dict[str, float] = {}
+    for name, kind, default in specs:
+        raw = get(name)
+        try:
+            values[name] = kind(raw) if raw else default
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise SettingsError(f"HELPLINE_{name} must be {what}; got {raw!r}") from None
+    return values
+
+
+def _load_limits(get: Callable[[str], str | None]) -> dict[str, float]:
+    """The outbox lease and the slow-client timeout (see Settings)."""
+    values = _numbers(get, (("OUTBOX_LEASE_SECONDS", int, 60), ("CLIENT_TIMEOUT_SECONDS", float, 60.0)))
+    return {"outbox_lease_seconds": int(values["OUTBOX_LEASE_SECONDS"]),
+            "client_timeout_seconds": float(values["CLIENT_TIMEOUT_SECONDS"])}
 
 
 def _flag(name: str, value: str | None) -> bool:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +36,8 @@ from helpline.lang import detect_lang
 from helpline.logs import mask_urn
 from helpline.metrics import Metrics
 from helpline.models import Message, utcnow
-from helpline.request import Reply, Request
+from helpline.ratelimit import ContactLimiter, Verdict
+from helpline.request import Channel, Intent, Reply, Request
 from helpline.router import Context, Router
 
 log = logging.getLogger("helpline.inbound")
@@ -72,6 +73,7 @@ class Inbox:
         self.router = router
         self.settings = settings
         self.metrics = metrics
+        self.limiter = ContactLimiter(settings.rate_limit_per_minute)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
         # One writer on SQLite (it has one write lock anyway); a few on PostgreSQL, which commits in parallel.
@@ -189,6 +191,9 @@ class Inbox:
                 contact = contacts[req.address]
                 conv = convs[(contact.id, req.channel.value)]
                 lang = req.lang or detect_lang(req.text, conv.lang or contact.lang or self.settings.default_lang)
+                if (throttle := self._throttle(req, lang)) is not None:
+                    replies[i] = throttle  # stored below, not routed: the conversation is left as it was
+                    continue
                 ctx = Context(
                     session=session, settings=self.settings, request=req, lang=lang,
                     contact=contact, conversation=conv, now=now,
@@ -241,6 +246,23 @@ class Inbox:
                 results.append(Handled(first.conversation_id, first.message_id, first.reply, True))
         return results
 
+    def _throttle(self, req: Request, lang: str) -> Reply | None:
+        """The answer for a sender over the rate limit, or None to route the message as usual.
+
+        A call paces itself, and an emergency is always answered, however many came before it.
+        """
+        if req.channel is Channel.VOICE:
+            return None
+        verdict = self.limiter.check(req.address)
+        if verdict is Verdict.ALLOW:
+            return None
+        if self.router.classifier.classify(req.text, lang).intent is Intent.EMERGENCY:
+            return None
+        log.warning("event=message.throttled channel=%s contact=%s verdict=%s",
+                    req.channel, mask_urn(req.address), verdict.value)
+        return Reply(text=throttle_text(lang) if verdict is Verdict.REFUSE else "", intent=Intent.UNKNOWN,
+                     lang=lang, throttled=True)
+
     async def _earlier(
         self, session: AsyncSession, requests: list[Request]
     ) -> tuple[dict[tuple[str, str], tuple[Message, Reply]], dict[tuple[str, str], Message]]:
@@ -265,7 +287,10 @@ class Inbox:
             )
             for out in outs:
                 key = by_id[out.reply_to_id or 0]
-                answered[key] = (stored.pop(key), Reply.from_dict(out.meta["response"]))
+                reply = Reply.from_dict(out.meta["response"])
+                if out.meta.get("urgent") or out.meta.get("throttled"):
+                    reply = replace(reply, urgent=bool(out.meta.get("urgent")), throttled=bool(out.meta.get("throttled")))
+                answered[key] = (stored.pop(key), reply)
         return answered, stored
 
     async def _keep_failed(self, request: Request) -> None:
@@ -285,6 +310,14 @@ class Inbox:
             log.exception("event=message.lost channel=%s contact=%s", request.channel, mask_urn(request.address))
 
 
+def throttle_text(lang: str) -> str:
+    """What a sender over the rate limit is told, once a minute at most."""
+    if lang == "zh":
+        return "您发送的消息太多太快了，我们已经收到，会有人查看。请一分钟后再发。如有紧急情况请直接拨打110、119或120。"
+    return ("You are sending messages too fast. We have received them and a person will look at them; please wait "
+            "a minute before sending more. In an emergency call 110, 119 or 120.")
+
+
 def _key(request: Request) -> tuple[str, str] | None:
     return None if request.provider_id is None else (request.channel.value, request.provider_id)
 
@@ -293,7 +326,8 @@ def _inbound_row(request: Request, conversation_id: str, contact_id: int, reply:
     return {
         "conversation_id": conversation_id, "contact_id": contact_id, "channel": request.channel.value,
         "direction": "in", "urn": request.address, "provider_id": request.provider_id, "text": request.text,
-        "lang": reply.lang, "intent": reply.intent.value, "status": "handled", "reply_to_id": None,
+        "lang": reply.lang, "intent": reply.intent.value, "status": "throttled" if reply.throttled else "handled",
+        "reply_to_id": None,
         "meta": _meta(request), "created_at": request.received_at,
     }
 
@@ -305,7 +339,7 @@ def _reply_row(
         "conversation_id": conversation_id, "contact_id": contact_id, "channel": request.channel.value,
         "direction": "out", "urn": request.address, "provider_id": None, "text": reply.text,
         "lang": reply.lang, "intent": reply.intent.value, "status": "replied", "reply_to_id": inbound_id,
-        "meta": {"response": reply.to_dict(), "urgent": reply.urgent}, "created_at": now,
+        "meta": {"response": reply.to_dict(), "urgent": reply.urgent, "throttled": reply.throttled}, "created_at": now,
     }
 
 

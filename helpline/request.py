@@ -74,6 +74,8 @@ class Reply:
     case: dict[str, Any] | None = None
     booking: dict[str, Any] | None = None
     urgent: bool = False
+    # The sender is over the per-contact rate limit: stored, not routed (helpline/ratelimit.py).
+    throttled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The reply's part of the API response, as DESIGN.md part 2 fixes it."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, String, Text
+from sqlalchemy import Date, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from helpline.models import Base, utcnow
@@ -52,10 +52,16 @@ class Article(Base):
 class ArticleTerm(Base):
     """Every token of the knowledge base with the number of articles it names as a topic (in a
     title or keywords: ``df``) and mentions at all (``df_all``): what the search confidence weighs
-    query words by."""
+    query words by.
+
+    ``top`` lists the articles that name the token as a topic, most focused first, at most
+    ``knowledge.search.TOP_PER_TERM`` of them (ids packed as 4-byte unsigned integers): the
+    candidates of a search come from these lists, read in the same query as the weights.
+    """
 
     __tablename__ = "article_terms"
 
     term: Mapped[str] = mapped_column(String(64), primary_key=True)
     df: Mapped[int] = mapped_column()
     df_all: Mapped[int] = mapped_column()
+    top: Mapped[bytes | None] = mapped_column(LargeBinary)

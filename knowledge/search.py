@@ -1,17 +1,26 @@
-"""Ranked knowledge search with an honest confidence, on SQLite (FTS5) and PostgreSQL (tsvector).
+"""Ranked knowledge search with an honest confidence, on SQLite and PostgreSQL alike.
 
-Two steps. The database finds candidates fast: any query token in an article's index, ranked by
-BM25 (SQLite) or ts_rank (PostgreSQL), titles and keywords weighted above the answer text. Then a
-confidence is computed for those few candidates: of the query's *topic words* — tokens that occur
-in some article's title or keywords, weighted by how rare they are — how much does this article's
-title and keywords cover? Chinese bigrams that straddle two words (子上, 上有) name no topic and so
-do not dilute the score, which is why a 2-character query (低保) and a rambling SMS both score well
-when they are about the same thing.
+Confidence first: of the query's *topic words* - tokens that occur in some article's title or
+keywords, weighted by how rare they are - how much does an article's title and keywords cover
+(and, a little, its answer text)? Chinese bigrams that straddle two words (子上, 上有) name no
+topic and so do not dilute the score, which is why a 2-character query (低保) and a rambling SMS
+both score well when they are about the same thing.
+
+Candidates come from the same place as the weights. Each token's row in ``article_terms``
+carries its document frequencies and the list of articles that name it as a topic, most focused
+first, cut at ``TOP_PER_TERM`` (an impact-ordered posting list, as search engines keep). One
+indexed read of the query's tokens therefore gives both the weights and the candidates, ranked
+by the weight of the topic words they cover, without the database ranking every article that
+shares a word with the question. Only when titles and keywords give too few candidates is the
+answer text searched, through FTS5 (SQLite) or a tsvector GIN index (PostgreSQL).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
+import os
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 
@@ -19,13 +28,18 @@ from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge.models import Article, ArticleTerm
+from knowledge.terms import TOTAL, forget, term_rows
 from knowledge.tokens import query_tokens
 
 CANDIDATES = 50
 LOOKUP_TOKENS = 12
-# The article_terms row that holds the number of published articles (no token is empty).
-TOTAL = ""
+# Articles kept per token in its topic list. A token that more articles name as a topic is so
+# common that the most focused few hundred of them are the ones worth scoring.
+TOP_PER_TERM = 256
 MAX_QUERY_TOKENS = 40
+# Most index rows the answer-text search may rank: words that many answers share say nothing
+# about any one of them.
+TEXT_BUDGET = 2000
 _BODY_WEIGHT = 0.15
 _BODY_ONLY = 0.25
 
@@ -33,9 +47,6 @@ _BODY_ONLY = 0.25
 # Built once: SQLAlchemy caches their compiled form, the lists bind as expanding parameters.
 _INDEX_ROWS = select(Article.id, Article.search_key, Article.search_body).where(
     Article.id.in_(bindparam("ids", expanding=True)), Article.status == "published"
-)
-_TERMS = select(ArticleTerm.term, ArticleTerm.df, ArticleTerm.df_all).where(
-    ArticleTerm.term.in_(bindparam("terms", expanding=True))
 )
 _ARTICLES = select(Article).where(Article.id.in_(bindparam("ids", expanding=True)))
 
@@ -51,19 +62,90 @@ async def search(session: AsyncSession, query: str, limit: int = 5) -> list[Hit]
     tokens = query_tokens(query)[:MAX_QUERY_TOKENS]
     if not tokens or limit <= 0:
         return []
-    df = {term: (n, n_all) for term, n, n_all in await session.execute(_TERMS, {"terms": [*tokens, TOTAL]})}
-    total = df.pop(TOTAL, (0, 0))[0] or await _article_count(session)
-    ids = await _candidates(session, lookup_tokens(tokens, df, total), enough=limit)
-    if not ids:
+    rows = await term_rows(session, [*tokens, TOTAL])
+    counts = rows.pop(TOTAL, None)
+    total = counts.df if counts and counts.df else await _article_count(session)
+    df = {term: (row.df, row.df_all) for term, row in rows.items()}
+    weights = query_weights(tokens, df, total)
+    wanted = lookup_tokens(tokens, df, total)
+    topics = {t: rows[t].top for t in wanted if rows.get(t) and rows[t].top}
+    ranked = topic_candidates(topics, weights)
+    if len(ranked) < limit:  # titles and keywords say too little: look in the answer text too
+        seen = {i for i, _ in ranked}
+        more = await _text_candidates(session, _within(wanted, df, TEXT_BUDGET))
+        ranked += [(i, 0.0) for i in more if i not in seen][: CANDIDATES - len(ranked)]
+    if not ranked:
         return []
     # Score on the index columns only; load whole articles just for the few we return.
+    ids = [i for i, _ in ranked]
     index = {article_id: (key, body) for article_id, key, body in await session.execute(_INDEX_ROWS, {"ids": ids})}
-    weights = query_weights(tokens, df, total)
-    scored = sorted(
-        ((_confidence(*index[i], weights), -rank, i) for rank, i in enumerate(ids) if i in index), reverse=True
-    )[:limit]
+    scored = _best(ranked, index, weights, limit)
     articles = {a.id: a for a in await session.scalars(_ARTICLES, {"ids": [i for _, _, i in scored]})}
     return [Hit(articles[i], round(conf, 3)) for conf, _, i in scored if i in articles]
+
+
+def _best(
+    ranked: list[tuple[int, float]], index: dict[int, tuple[str, str]], weights: dict[str, float], limit: int
+) -> list[tuple[float, int, int]]:
+    """The ``limit`` most confident candidates as (confidence, -rank, id), best first.
+
+    Titles and keywords are short, so every candidate's share there is worked out; the long answer
+    text is read only for candidates that could still make the cut. A candidate's confidence is
+    at most its title-and-keyword share plus the whole answer-text share, so once that bound falls
+    below the ``limit``-th confidence found, the rest (with smaller shares) cannot matter.
+    """
+    total = sum(weights.values())
+    if not total:
+        return []
+    # The columns are space-padded token lists (index_text): look the query tokens up directly.
+    padded = [(f" {token} ", weight) for token, weight in weights.items()]
+    keyed = []
+    for rank, (article_id, _listed) in enumerate(ranked):
+        row = index.get(article_id)
+        if row is not None:
+            keyed.append((sum(w for p, w in padded if p in row[0]), rank, article_id))
+    keyed.sort(key=lambda item: (-item[0], item[1]))
+    best: list[tuple[float, int, int]] = []
+    for in_key, rank, article_id in keyed:
+        if len(best) == limit and _confidence(in_key, total - in_key, total) < best[0][0]:
+            break
+        key, body = index[article_id]
+        in_body = sum(w for p, w in padded if p not in key and p in body)
+        item = (_confidence(in_key, in_body, total), -rank, article_id)
+        if len(best) < limit:
+            heapq.heappush(best, item)
+        elif item > best[0]:
+            heapq.heapreplace(best, item)
+    return sorted(best, reverse=True)
+
+
+def _within(tokens: list[str], df: dict[str, tuple[int, int]], budget: int) -> list[str]:
+    """The rarest of ``tokens`` (they come rarest first) whose answer-text matches fit ``budget``."""
+    chosen: list[str] = []
+    rows = 0
+    for token in tokens:
+        rows += df[token][1]
+        if rows > budget:
+            break
+        chosen.append(token)
+    return chosen
+
+
+def topic_candidates(
+    topics: dict[str, bytes], weights: dict[str, float], n: int = CANDIDATES
+) -> list[tuple[int, float]]:
+    """The ``n`` articles whose titles and keywords carry the most query weight, from the tokens'
+    topic lists, with that weight; among equals, the more focused article (higher in the lists)
+    first."""
+    score: dict[int, float] = {}
+    for term, packed in topics.items():
+        ids = array("I")
+        ids.frombytes(packed)
+        weight = weights.get(term, 0.0)
+        step = weight / (len(ids) * 1000 + 1)  # a tie-break that never outweighs a whole word
+        for rank, article_id in enumerate(ids):
+            score[article_id] = score.get(article_id, 0.0) + weight - rank * step
+    return heapq.nlargest(n, score.items(), key=lambda item: item[1])
 
 
 def lookup_tokens(tokens: list[str], df: dict[str, tuple[int, int]], total: int) -> list[str]:
@@ -99,50 +181,27 @@ def query_weights(tokens: list[str], df: dict[str, tuple[int, int]], total: int)
     return weights
 
 
-def _confidence(search_key: str, search_body: str, weights: dict[str, float]) -> float:
-    """Weighted share of the question found in the article's title and keywords (mostly) or text."""
-    total = sum(weights.values())
-    if not total:
-        return 0.0
-    # The columns are space-padded token lists (index_text): look the few query tokens up directly.
-    found = {t: (f" {t} " in search_key, f" {t} " in search_body) for t in weights}
-    in_key = sum(w for t, w in weights.items() if found[t][0])
-    in_any = sum(w for t, w in weights.items() if found[t][0] or found[t][1])
-    return ((1 - _BODY_WEIGHT) * in_key + _BODY_WEIGHT * in_any) / total
+def _confidence(in_key: float, in_body: float, total: float) -> float:
+    """Weighted share of the question found in the article's title and keywords (mostly) or text:
+    ``in_key`` is the weight found in titles and keywords, ``in_body`` the rest found in the text."""
+    return ((1 - _BODY_WEIGHT) * in_key + _BODY_WEIGHT * (in_key + in_body)) / total
 
 
-async def _candidates(session: AsyncSession, tokens: list[str], enough: int = 1) -> list[int]:
-    """Articles worth scoring, best-ranked first by the database.
-
-    Titles and keywords are asked first: that is where the confidence mostly comes from, and it
-    ranks far fewer rows than the whole text in a large knowledge base. Only when that finds
-    fewer than ``enough`` articles is the answer text searched too.
-    """
+async def _text_candidates(session: AsyncSession, tokens: list[str]) -> list[int]:
+    """Articles whose text (answers included) has any of ``tokens``, best-ranked first by the database."""
     if not tokens:
         return []
-    sqlite = session.bind.dialect.name == "sqlite"
-    found: list[int] = []
-    for statement in (_SQLITE_KEY, _SQLITE_ALL) if sqlite else (_PG_KEY, _PG_ALL):
-        params = {"m": " OR ".join(f'"{t}"' for t in tokens)} if sqlite else {"q": " | ".join(tokens)}
-        rows = await session.execute(statement, {**params, "n": CANDIDATES})
-        found = [row[0] for row in rows]
-        if len(found) >= enough:
-            break
-    return found
+    if session.bind.dialect.name == "sqlite":
+        statement, params = _SQLITE_ALL, {"m": " OR ".join(f'"{t}"' for t in tokens)}
+    else:
+        statement, params = _PG_ALL, {"q": " | ".join(tokens)}
+    return [row[0] for row in await session.execute(statement, {**params, "n": CANDIDATES})]
 
 
-# The candidate queries. FTS5 ranks with BM25 (titles and keywords weigh 5x); PostgreSQL ranks
-# with ts_rank on stored generated tsvector columns (see the migration), never re-parsing text.
-_SQLITE_KEY = text(
-    "SELECT rowid FROM articles_fts WHERE articles_fts MATCH '{search_key} : (' || :m || ')' "
-    "ORDER BY bm25(articles_fts, 5.0, 1.0) LIMIT :n"
-)
+# FTS5 ranks with BM25 (titles and keywords weigh 5x); PostgreSQL ranks with ts_rank on a stored
+# generated tsvector column (see the migration), never re-parsing text.
 _SQLITE_ALL = text(
     "SELECT rowid FROM articles_fts WHERE articles_fts MATCH :m ORDER BY bm25(articles_fts, 5.0, 1.0) LIMIT :n"
-)
-_PG_KEY = text(
-    "SELECT id FROM articles, to_tsquery('simple', :q) AS q WHERE search_key_vector @@ q "
-    "ORDER BY ts_rank(search_key_vector, q) DESC LIMIT :n"
 )
 _PG_ALL = text(
     "SELECT id FROM articles, to_tsquery('simple', :q) AS q WHERE search_vector @@ q "
@@ -155,25 +214,46 @@ async def _article_count(session: AsyncSession) -> int:
 
 
 async def refresh_terms(session: AsyncSession) -> int:
-    """Recount in how many published articles each token names a topic, and appears at all."""
+    """Recount in how many published articles each token names a topic, and appears at all, and
+    rebuild each token's topic list (most focused articles first)."""
     key_df: Counter[str] = Counter()
     all_df: Counter[str] = Counter()
+    # Per token, a min-heap of (focus, -id) packed into one int, so the least focused leaves first.
+    best: dict[str, list[int]] = {}
     result = await session.stream(
-        select(Article.search_key, Article.search_body)
+        select(Article.id, Article.search_key, Article.search_body)
         .where(Article.status == "published")
         .execution_options(yield_per=2000)
     )
-    async for key, body in result:
-        key_terms = set(key.split())
-        key_df.update(key_terms)
-        all_df.update(key_terms | set(body.split()))
+    async for article_id, key, body in result:
+        key_tokens = key.split()
+        counts = Counter(key_tokens)
+        key_df.update(counts.keys())
+        all_df.update(counts.keys() | set(body.split()))
+        length = math.sqrt(len(key_tokens))
+        for term, tf in counts.items():
+            entry = (int(tf / length * 1_000_000) << 32) | (0xFFFFFFFF - article_id)
+            heap = best.setdefault(term, [])
+            if len(heap) < TOP_PER_TERM:
+                heapq.heappush(heap, entry)
+            elif entry > heap[0]:
+                heapq.heapreplace(heap, entry)
     await session.execute(delete(ArticleTerm))
-    rows = [{"term": t, "df": key_df[t], "df_all": n} for t, n in all_df.items() if len(t) <= 64]
+    rows = [
+        {"term": t, "df": key_df[t], "df_all": n, "top": _pack(best.get(t))} for t, n in all_df.items() if len(t) <= 64
+    ]
     articles = await session.scalar(select(func.count()).select_from(Article).where(Article.status == "published"))
-    rows.append({"term": TOTAL, "df": articles or 0, "df_all": articles or 0})
+    # The empty token's row: the article count, and a new stamp that tells every process's term
+    # cache (knowledge/terms.py) that the index changed.
+    rows.append({"term": TOTAL, "df": articles or 0, "df_all": articles or 0, "top": os.urandom(8)})
     for start in range(0, len(rows), 5000):
         await session.execute(insert(ArticleTerm), rows[start : start + 5000])
+    forget()
     return len(rows)
 
 
-
+def _pack(heap: list[int] | None) -> bytes | None:
+    """A topic heap as article ids, most focused first, in 4-byte unsigned integers."""
+    if not heap:
+        return None
+    return array("I", (0xFFFFFFFF - (entry & 0xFFFFFFFF) for entry in sorted(heap, reverse=True))).tobytes()

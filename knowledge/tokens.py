@@ -14,7 +14,7 @@ import unicodedata
 import zhconv
 
 # Bump when tokens change: stored articles are then re-indexed on the next import or start.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 _RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")

@@ -61,3 +61,47 @@ async def test_unpublished_articles_are_not_found(db: Database) -> None:
     finally:
         async with db.write() as s:
             await s.execute(update(Article).where(Article.slug == "cattle-bloat").values(status="published"))
+
+
+def test_topic_candidates_rank_by_topic_weight_then_focus() -> None:
+    from array import array
+
+    from knowledge.search import topic_candidates
+
+    lists = {"rare": array("I", [7, 3]).tobytes(), "common": array("I", [3, 9, 7, 5]).tobytes()}
+    ranked = topic_candidates(lists, {"rare": 5.0, "common": 1.0})
+    # 7 and 3 carry both words, and 7 leads the list of the rarer (weightier) one; 9 and 5 carry
+    # only the common word, 9 higher in its list.
+    assert [article_id for article_id, _ in ranked] == [7, 3, 9, 5]
+    assert ranked[0][1] > ranked[1][1] > 5.99 and 1.0 > ranked[2][1] > ranked[3][1] > 0.99
+
+
+async def test_other_instances_see_a_rebuilt_index_through_the_stamp(db: Database, monkeypatch) -> None:
+    """Term rows are cached per process; a rebuild elsewhere changes the stamp, which drops them."""
+    from sqlalchemy import select
+
+    import knowledge.terms as terms
+    from knowledge.models import ArticleTerm
+    from knowledge.search import refresh_terms
+
+    async with db.read() as s:
+        assert [h.article.slug for h in await search(s, "cattle bloat")][:1] == ["cattle-bloat"]
+    async with db.read() as s:
+        stamp = await s.scalar(select(ArticleTerm.top).where(ArticleTerm.term == ""))
+    async with db.write() as s:  # another instance retires the article and rebuilds the index
+        await s.execute(update(Article).where(Article.slug == "cattle-bloat").values(status="draft"))
+        await refresh_terms(s)
+        new_stamp = await s.scalar(select(ArticleTerm.top).where(ArticleTerm.term == ""))
+    assert new_stamp != stamp
+    try:
+        # This process still holds rows read before the rebuild, as if it had not seen it happen.
+        cache = terms._cache_for_url(db.engine.url.render_as_string(hide_password=True))
+        cache.stamp, cache.rows["bloat"] = stamp, terms.TermRow(1, 1, None)
+        monkeypatch.setattr(terms, "STAMP_TTL", 0.0)
+        async with db.read() as s:
+            assert "cattle-bloat" not in [h.article.slug for h in await search(s, "cattle bloat")]
+        assert cache.stamp == new_stamp and cache.rows.get("bloat") != terms.TermRow(1, 1, None)
+    finally:
+        async with db.write() as s:
+            await s.execute(update(Article).where(Article.slug == "cattle-bloat").values(status="published"))
+            await refresh_terms(s)

@@ -195,3 +195,18 @@ def test_paginate_cuts_at_a_sentence_end() -> None:
     assert segment_count(reply.text) <= 2 and reply.text.endswith("。（回复M看下文）") and rest
     same, nothing = paginate(Reply(text, Intent.KNOWLEDGE, "zh"), Channel.WEB)
     assert same.text == text and nothing == ""
+
+
+async def test_an_sms_flood_costs_one_refusal_then_no_outbound_messages(sms, db) -> None:  # type: ignore[no-untyped-def]
+    from helpline.appkeys import INBOX
+
+    limit = sms.client.app[INBOX].limiter.per_minute
+    sender = "+8613700000001"
+    replies = [await texts(await sms(f"hello {n}", sid=f"SMflood{n:04d}", sender=sender)) for n in range(limit + 4)]
+    assert all(len(r) == 1 for r in replies[:limit])
+    assert len(replies[limit]) == 1 and "too fast" in replies[limit][0]
+    assert replies[limit + 1 :] == [[]] * 3  # silence: no outbound SMS is paid for
+    # A re-sent webhook of a silenced message stays silent (the same answer as before).
+    assert await texts(await sms(f"hello {limit + 2}", sid=f"SMflood{limit + 2:04d}", sender=sender)) == []
+    assert await count(db, Message.channel == "sms", Message.direction == "in") == limit + 4
+    assert await count(db, Message.status == "throttled") == 4
