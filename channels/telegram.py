@@ -45,6 +45,8 @@ import hmac
 import json
 import logging
 import re
+import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +152,17 @@ def _hint(user: User | None) -> str | None:
     """The language the person's Telegram app uses, when it is one we speak."""
     code = (user.language_code or "").lower() if user else ""
     return "zh" if code.startswith("zh") else "en" if code.startswith("en") else None
+
+
+CLAIM_STALE = 120
+
+
+def _stale_claim(provider_id: str) -> bool:
+    """A ``claim:<epoch>:<nonce>`` older than CLAIM_STALE seconds (anything else is a sent id)."""
+    parts = provider_id.split(":")
+    if len(parts) != 3 or parts[0] != "claim" or not parts[1].isdigit():
+        return False
+    return time.time() - int(parts[1]) > CLAIM_STALE
 
 
 def _urn(chat_id: int) -> str:
@@ -399,25 +412,27 @@ class TelegramBot:
             await self._send_plain(chat_id, _say("try_again", lang or self.settings.default_lang))
             return
         flow = await self._attach(handled, media) if media is not None else None
-        if handled.duplicate and not await self._unsent(handled.message_id):
-            return  # answered before: nothing goes out twice
+        claim = await self._claim(handled.message_id)
+        if claim is None:
+            return  # answered before, or another copy of this update is answering it now
         if callback_id is not None:
             await self._ack(callback_id)
         if flow is None and handled.reply.intent is Intent.GRID_CASE:
             flow = await self._flow(handled.conversation_id)
-        await self._answer(chat_id, handled, flow, extra=extra)
+        await self._answer(chat_id, handled, flow, claim, extra=extra)
         if media is not None and media.problem is not None:
             await self._send_plain(chat_id, _say(f"{media.kind}_{media.problem}", handled.reply.lang))
 
     async def _answer_stored(self, chat_id: int, handled: Handled, flow: str | None,
                              extra: list[list[InlineKeyboardButton]] | None = None) -> None:
-        if handled.duplicate and not await self._unsent(handled.message_id):
-            return
-        await self._answer(chat_id, handled, flow, extra)
+        claim = await self._claim(handled.message_id)
+        if claim is not None:
+            await self._answer(chat_id, handled, flow, claim, extra)
 
-    async def _answer(self, chat_id: int, handled: Handled, flow: str | None,
+    async def _answer(self, chat_id: int, handled: Handled, flow: str | None, claim: str,
                       extra: list[list[InlineKeyboardButton]] | None = None) -> None:
-        """Send the reply; record Telegram's message id, or hand a passing failure to the outbox."""
+        """Send the reply we hold the claim for; record Telegram's message id, or hand a passing
+        failure to the outbox."""
         reply = handled.reply
         if not reply.text:
             return  # over the rate limit and already told: stored, nothing sent
@@ -436,7 +451,7 @@ class TelegramBot:
             await session.execute(
                 update(Message)
                 .where(Message.reply_to_id == handled.message_id, Message.direction == "out",
-                       Message.status == "replied", Message.provider_id.is_(None))
+                       Message.status == "replied", Message.provider_id == claim)
                 .values(provider_id=f"{chat_id}:{sent.message_id}")
                 .execution_options(synchronize_session=False)
             )
@@ -489,14 +504,32 @@ class TelegramBot:
             state = await session.scalar(select(Conversation.state).where(Conversation.id == conversation_id))
         return (state or {}).get("flow")
 
-    async def _unsent(self, inbound_id: int) -> bool:
-        """Whether the stored reply to this message was never confirmed sent (the sender died)."""
-        async with self.db.read() as session:
+    async def _claim(self, inbound_id: int) -> str | None:
+        """Take the right to send the stored reply to this message, or None when it was sent, or
+        another copy of the update is sending it right now.
+
+        The reply row's ``provider_id`` holds ``claim:<epoch>:<nonce>`` while a copy sends it and
+        Telegram's message id after; taking it is a compare-and-set on the value read, so of
+        copies arriving together exactly one sends. A claim older than ``CLAIM_STALE`` seconds was
+        left by a process that died mid-send, and a re-delivery may take it over.
+        """
+        async with self.db.write() as session:
             row = (await session.execute(
-                select(Message.status, Message.provider_id)
+                select(Message.id, Message.status, Message.provider_id)
                 .where(Message.reply_to_id == inbound_id, Message.direction == "out")
             )).first()
-        return row is not None and row.status == "replied" and row.provider_id is None
+            if row is None or row.status != "replied":
+                return None
+            held = row.provider_id
+            if held is not None and not _stale_claim(held):
+                return None
+            claim = f"claim:{int(time.time())}:{secrets.token_hex(4)}"
+            same = Message.provider_id.is_(None) if held is None else Message.provider_id == held
+            taken = await session.execute(
+                update(Message).where(Message.id == row.id, same).values(provider_id=claim)
+                .execution_options(synchronize_session=False)
+            )
+        return claim if taken.rowcount == 1 else None
 
     async def _attach(self, handled: Handled, media: _Media) -> str | None:
         """Record a routed message's photo on it and on the open report draft; returns the flow."""

@@ -1,6 +1,7 @@
 """The web channel: the JSON API (``POST /api/v1/messages``) and the resident portal at ``/``.
 
-It only translates: JSON or a form becomes a Request, the Reply becomes JSON or HTML.
+It only translates: JSON (or a portal form) becomes a Request, the Reply becomes JSON (or a page).
+The portal's pages live in ``channels.portal``; ``setup`` adds both.
 """
 
 from __future__ import annotations
@@ -8,26 +9,24 @@ from __future__ import annotations
 import json
 import math
 import re
-import secrets
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
+from channels import portal
+from channels.portal.common import SESSION_COOKIE  # noqa: F401 (the portal's session cookie, hl_sid)
 from helpline.appkeys import INBOX, SETTINGS
 from helpline.http import BadRequest, json_error, json_response
-from helpline.inbound import HandlingFailed, throttle_text
+from helpline.inbound import HandlingFailed
 from helpline.request import Channel, Location, Request
 
 _WEB_ID = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,100}$")
-SESSION_COOKIE = "hl_sid"
 
 
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/messages", api_message)
-    app.router.add_get("/", portal)
-    app.router.add_post("/", portal_ask)
+    portal.setup(app)  # /, /ask, /kb, /book, /booking, /report, /track, /talk
 
 
 def parse_api_message(body: Any, max_text: int) -> tuple[str, str, str | None, Location | None]:
@@ -104,75 +103,3 @@ async def api_message(request: web.Request) -> web.Response:
         response.headers["Retry-After"] = "60"
         return response
     return json_response({"conversation_id": handled.conversation_id, **handled.reply.to_dict()})
-
-
-def _session_id(request: web.Request) -> str:
-    sid = request.cookies.get(SESSION_COOKIE, "")
-    return sid if _WEB_ID.match(sid) else secrets.token_urlsafe(16)
-
-
-def _remember(response: web.StreamResponse, request: web.Request, sid: str) -> None:
-    if request.cookies.get(SESSION_COOKIE) != sid:
-        response.set_cookie(
-            SESSION_COOKIE, sid, max_age=180 * 24 * 3600, httponly=True, samesite="Lax",
-            secure=request.app[SETTINGS].public_url.startswith("https://"),
-        )
-
-
-def _portal_lang(request: web.Request) -> str:
-    lang = request.query.get("lang")
-    if lang in ("zh", "en"):
-        return lang
-    accept = request.headers.get("Accept-Language", "")
-    return "en" if accept.lower().startswith("en") else request.app[SETTINGS].default_lang
-
-
-async def portal(request: web.Request) -> web.Response:
-    sid = _session_id(request)
-    response = aiohttp_jinja2.render_template(
-        "portal.html", request, {"lang": _portal_lang(request), "nonce": secrets.token_urlsafe(12), "reply": None}
-    )
-    _remember(response, request, sid)
-    return response
-
-
-async def portal_ask(request: web.Request) -> web.Response:
-    """The no-JavaScript path: the form posts here; the nonce makes a double submit harmless."""
-    settings = request.app[SETTINGS]
-    form = await request.post()
-    sid = _session_id(request)
-    lang = form.get("lang") if form.get("lang") in ("zh", "en") else _portal_lang(request)
-    text = str(form.get("text", "")).strip()
-    nonce = str(form.get("nonce", ""))
-    context: dict[str, Any] = {"lang": lang, "nonce": secrets.token_urlsafe(12), "reply": None, "asked": text}
-    status = 200
-    if not text:
-        context["error"] = "请输入您的问题。" if lang == "zh" else "Please type your question."
-        status = 400
-    elif len(text) > settings.max_text_length:
-        context["error"] = (
-            f"问题太长了，请控制在{settings.max_text_length}字以内。"
-            if lang == "zh"
-            else f"That is too long: please keep it under {settings.max_text_length} characters."
-        )
-        status = 400
-    else:
-        req = Request(
-            channel=Channel.WEB,
-            address=f"web:{sid}",
-            text=text,
-            provider_id=f"portal:{sid}:{nonce}" if _WEB_ID.match(nonce) else None,
-        )
-        try:
-            handled = await request.app[INBOX].handle(req)
-            if handled.reply.throttled:
-                context["error"] = throttle_text(lang)
-                status = 429
-            else:
-                context["reply"] = handled.reply
-        except HandlingFailed:
-            context["error"] = "系统繁忙，请稍后再试。" if lang == "zh" else "We are busy: please try again in a moment."
-            status = 503
-    response = aiohttp_jinja2.render_template("portal.html", request, context, status=status)
-    _remember(response, request, sid)
-    return response

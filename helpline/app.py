@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from importlib.resources import files
 
 import aiohttp_jinja2
@@ -11,7 +12,13 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import text
 
+from helpline import console
 from helpline.appkeys import DB, INBOX, JOBS, METRICS, OUTBOX, SETTINGS
+from helpline.booking.jobs import booking_jobs
+from helpline.booking.routing import BookingClassifier
+from helpline.cases import dialogue as case_dialogue
+from helpline.cases.gauges import refresh_case_metrics
+from helpline.cases.timers import escalate as escalate_cases
 from helpline.classify import RuleClassifier
 from helpline.config import Settings
 from helpline.db import Database
@@ -31,9 +38,14 @@ MAX_BODY = 8 * 1024 * 1024
 
 def build_router() -> Router:
     """Every intent handler the line knows, registered explicitly."""
-    router = Router(RuleClassifier.shipped(), fallback=menu.fallback)
+    # Booking words (providers' "Y B1234567", "取消 B1234567") are heard before the general lists;
+    # a bare "1".."5" nothing else understood may be the answer to a follow-up survey.
+    router = Router(BookingClassifier(RuleClassifier.shipped()), fallback=booking.with_late_ratings(menu.fallback))
     router.register(Intent.EMERGENCY, emergency.emergency)
-    router.register(Intent.CASE_STATUS, StatusDesk())
+    status = StatusDesk()
+    status.register(booking.booking_status)
+    status.register(case_dialogue.lookup)  # CX 100001 (and "CX 100001 4", a rating)
+    router.register(Intent.CASE_STATUS, status)
     router.register(Intent.OPERATOR, operator.operator)
     router.register(Intent.GRID_CASE, grid.grid_case)
     router.register(Intent.BOOKING, booking.booking)
@@ -44,7 +56,7 @@ def build_router() -> Router:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application; no I/O happens until it starts."""
-    from channels import grid_api, twilio_sms, twilio_voice
+    from channels import booking_api, cases_api, grid_api, open311, openapi, twilio_sms, twilio_voice
     from channels import web as web_channel
     from channels.twilio_common import warn_if_unsigned
 
@@ -65,6 +77,11 @@ def create_app(settings: Settings) -> web.Application:
     twilio_sms.setup(app)
     twilio_voice.setup(app)
     grid_api.setup(app)  # GET /api/v1/grid/cells
+    open311.setup(app)  # /open311/v2/: GeoReport v2 services and requests
+    cases_api.setup(app)  # /console/api/cases: the staff's case API; dashboard panel and map layer
+    booking_api.setup(app)  # /api/v1/services, /api/v1/bookings
+    openapi.setup(app)  # GET /api/v1/openapi.json: the public JSON API described (OpenAPI 3.1)
+    console.setup(app)  # /console/: sign-in, queue, conversations, knowledge editor, dashboard, users
     if settings.telegram_token:  # aiogram is imported only when Telegram is configured
         from channels import telegram
 
@@ -89,6 +106,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _outbox(app: web.Application) -> AsyncIterator[None]:
     """The outbox worker runs in every instance; claims and leases keep them from sending twice."""
     from channels.twilio_sender import build_sms_sender
+    from helpline.cases.forwarding import ForwardSender
 
     settings = app[SETTINGS]
     sms = build_sms_sender(settings)  # None without Twilio credentials: SMS rows are skipped, with the reason
@@ -98,7 +116,12 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
         from channels.telegram_sender import TelegramSender
 
         telegram = senders["telegram"] = TelegramSender(settings, db=app[DB])
-    worker = OutboxWorker(app[DB], settings, app[METRICS], senders, default_instance_id())
+    forward = senders["forward"] = ForwardSender(app[DB], settings)  # cases to departments' own platforms
+    from channels.portal.sender import PortalSender
+
+    senders["web"] = PortalSender()  # web residents read their replies on the portal's /talk page
+    worker = OutboxWorker(app[DB], settings, app[METRICS], senders, default_instance_id(),
+                          lease=timedelta(seconds=settings.outbox_lease_seconds))
     app[OUTBOX] = worker
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -114,16 +137,20 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
             await sms.close()
         if telegram is not None:
             await telegram.close()
+        await forward.close()
 
 
-def build_jobs() -> list[Job]:
+def build_jobs(settings: Settings) -> list[Job]:
     """Every scheduled job the line runs (reminders, surveys, escalations), registered explicitly."""
-    return []
+    return [
+        Job("case_escalation", escalate_cases),  # yellow and red case timers, once each
+        *booking_jobs(settings),  # slots ahead, reminders, unanswered dispatches, follow-up surveys
+    ]
 
 
 async def _jobs(app: web.Application) -> AsyncIterator[None]:
     """Scheduled jobs run in every instance; a lease per job keeps two instances from running it at once."""
-    runner = JobRunner(app[DB], default_instance_id(), build_jobs())
+    runner = JobRunner(app[DB], default_instance_id(), build_jobs(app[SETTINGS]))
     app[JOBS] = runner
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
@@ -148,5 +175,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     await refresh_outbox_metrics(request.app[DB], request.app[METRICS])
+    await refresh_case_metrics(request.app[DB], request.app[METRICS])  # open cases by traffic light
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

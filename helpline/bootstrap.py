@@ -16,9 +16,17 @@ async def prepare_database(settings: Settings) -> None:
 
 async def load_shipped_data(settings: Settings) -> None:
     """The knowledge base that ships with the package (staff edits are kept)."""
+    from helpline.booking.catalogue import load_shipped as load_booking_catalogue
+    from helpline.cases.data import load_shipped as load_case_departments
+    from helpline.models import utcnow
+
     db = Database.from_url(settings.database_url)
     try:
         await load_shipped(db)
+        # The demo booking catalogue: entries not in the database yet are added, staff edits kept.
+        await load_booking_catalogue(db, utcnow(), settings.zone, settings.default_region)
+        # The demo departments and routes of grid cases, into a database that has none yet.
+        await load_case_departments(db)
     finally:
         await db.dispose()
 

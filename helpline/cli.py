@@ -18,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="prepare the database and run the service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--reuse-port", action="store_true",
+                       help="let several serve processes listen on the same port (SO_REUSEPORT; Linux spreads connections)")
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -50,8 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     tg_sub.add_parser("poll", help="long-poll the Bot API instead of a webhook (no public URL needed)")
     tg_sub.add_parser("set-webhook", help="point Telegram at HELPLINE_PUBLIC_URL/telegram/webhook with the secret")
 
+    from helpline.booking.cli import add_parser as add_booking_parser
+
+    add_booking_parser(sub)  # helpline booking import|providers|suspend|reinstate
+
+    from helpline.cases.cli import add_parsers as add_case_parsers
+
+    add_case_parsers(sub)  # helpline cases import-taxonomy|import-calendar|import-departments|figures; open311 key
+
     exp = sub.add_parser("export", help="write all records to stdout")
-    exp.add_argument("kind", choices=["messages", "outbox"])
+    exp.add_argument("kind", choices=["messages", "outbox", "bookings", "cases"])
     exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     return p
 
@@ -67,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logs.configure(settings.log_level)
     if args.command == "serve":
-        return _serve(settings, args.host, args.port)
+        return _serve(settings, args.host, args.port, reuse_port=args.reuse_port)
     if args.command == "db":
         from helpline.bootstrap import prepare_database
 
@@ -80,6 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_kb(settings, args))
     if args.command == "export":
         return asyncio.run(_export(settings, args.kind, args.format))
+    if args.command == "booking":
+        from helpline.booking.cli import run as run_booking
+
+        return asyncio.run(run_booking(settings, args))
+    if args.command in ("cases", "open311"):
+        from helpline.cases.cli import run as run_cases
+
+        return asyncio.run(run_cases(settings, args))
     if args.command == "telegram":
         if not settings.telegram_token:
             print("helpline: set HELPLINE_TELEGRAM_TOKEN (the bot's token from @BotFather) first", file=sys.stderr)
@@ -98,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse enforces the choices
 
 
-def _serve(settings: Settings, host: str, port: int) -> int:
+def _serve(settings: Settings, host: str, port: int, *, reuse_port: bool = False) -> int:
     from aiohttp import web
 
     from helpline.app import create_app
@@ -113,7 +131,10 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     print(f"  metrics          {base}/metrics")
     print(f"  database         {settings.database_url}", flush=True)
     try:
-        web.run_app(create_app(settings), host=host, port=port, print=None, shutdown_timeout=10)
+        # keepalive_timeout also bounds how long a client may take to send a request's headers (a
+        # slow client is cut off); the edge middleware bounds the body the same way.
+        web.run_app(create_app(settings), host=host, port=port, print=None, shutdown_timeout=10,
+                    keepalive_timeout=settings.client_timeout_seconds, reuse_port=reuse_port or None)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(f"helpline: port {port} on {host} is already in use; choose another with --port", file=sys.stderr)

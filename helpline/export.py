@@ -10,6 +10,8 @@ from typing import IO, Any
 
 from sqlalchemy import select
 
+from helpline.booking.export import BOOKING_FIELDS, booking_rows
+from helpline.cases.export import CASE_FIELDS, case_rows
 from helpline.db import Database
 from helpline.models import Message, OutboxItem
 
@@ -40,6 +42,8 @@ def _rows(model: type[Any], fields: tuple[str, ...]) -> Callable[[Database], Asy
 EXPORTS = {
     "messages": (_rows(Message, MESSAGE_FIELDS), MESSAGE_FIELDS),
     "outbox": (_rows(OutboxItem, OUTBOX_FIELDS), OUTBOX_FIELDS),
+    "bookings": (booking_rows, BOOKING_FIELDS),
+    "cases": (case_rows, CASE_FIELDS),
 }
 
 

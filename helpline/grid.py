@@ -15,6 +15,9 @@ north-east cell. Put differently, a cell owns its west and south edges and its s
 its east and north edges belong to the neighbours. A point on the outer edge of the whole area
 (the east or north side) belongs to no cell. Neighbouring cells must use bit-identical vertex
 coordinates for this to hold, as the shipped file does.
+
+A cell may carry an ``area_class`` (A, B, C…: the city's grading of areas, e.g. A for the busy
+centre): time limits of some case classes differ by area class (helpline/taxonomy.py).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from helpline.taxonomy import data_path
 
 CELL_ID = re.compile(r"^\d{15}$")
 _PROPERTIES = ("id", "name", "community", "street", "district")
+_AREA_CLASS = re.compile(r"^[A-Z0-9]{1,8}$")
+DEFAULT_AREA_CLASS = "B"
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 Point = tuple[float, float]  # (lon, lat), GeoJSON order
@@ -52,6 +57,7 @@ class Cell:
     district: str
     ring: tuple[Point, ...]  # closed: first point == last point
     bbox: tuple[float, float, float, float]  # west, south, east, north
+    area_class: str = DEFAULT_AREA_CLASS
 
     @property
     def district_code(self) -> str:
@@ -76,7 +82,7 @@ class Cell:
     def properties(self) -> dict[str, str]:
         return {
             "id": self.id, "name": self.name, "community": self.community,
-            "street": self.street, "district": self.district,
+            "street": self.street, "district": self.district, "area_class": self.area_class,
         }
 
     def to_feature(self) -> dict[str, Any]:
@@ -163,7 +169,12 @@ def read_cells(path: Path) -> Grid:
             raise GridDataError(f"{where} ({cid}): the ring must be closed and have at least 4 points")
         xs, ys = [p[0] for p in ring], [p[1] for p in ring]
         bbox = (min(xs), min(ys), max(xs), max(ys))
-        cells.append(Cell(cid, props["name"], props["community"], props["street"], props["district"], ring, bbox))
+        area_class = props.get("area_class", DEFAULT_AREA_CLASS)
+        if not isinstance(area_class, str) or not _AREA_CLASS.match(area_class):
+            raise GridDataError(f"{where} ({cid}): area_class must be 1-8 capital letters or digits")
+        cells.append(
+            Cell(cid, props["name"], props["community"], props["street"], props["district"], ring, bbox, area_class)
+        )
     return Grid(cells)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpline.config import Settings
 from helpline.models import Contact, Conversation, Event
 from helpline.paging import MORE_WORDS, paginate
-from helpline.request import Intent, Reply, Request
+from helpline.request import Channel, Intent, Reply, Request
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,8 @@ class Router:
 
     async def _route(self, ctx: Context) -> Reply:
         ctx.classification = self.classifier.classify(ctx.request.text, ctx.lang)
+        if ctx.conversation.status == "assigned" and ctx.classification.intent is not Intent.EMERGENCY:
+            return _with_operator(ctx)
         if ctx.classification.intent is not Intent.EMERGENCY:
             flow = _intent(ctx.state.get("flow"))
             if flow is not None and flow in self._handlers:
@@ -148,6 +150,18 @@ class Router:
         if reply is None:  # pragma: no cover - a fallback must always answer
             raise RuntimeError("the fallback handler gave no reply")
         return reply
+
+
+def _with_operator(ctx: Context) -> Reply:
+    """An operator has the conversation in hand: the message is theirs to answer, not the bot's.
+
+    Where a reply costs the resident nothing and shows on the page (web), say where it went; on
+    SMS and chat the operator's own answer is the reply, so nothing automatic goes out.
+    """
+    text = ""
+    if ctx.request.channel is Channel.WEB:
+        text = ctx.t("已转给正在为您服务的话务员，请稍候。", "Passed to the operator who is helping you; please wait.")
+    return Reply(text=text, intent=Intent.OPERATOR, lang=ctx.lang)
 
 
 def _intent(value: Any) -> Intent | None:

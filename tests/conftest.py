@@ -21,6 +21,8 @@ from helpline.config import Settings
 from helpline.db import Database
 from helpline.migrate import upgrade
 from helpline.models import Base
+import helpline.cases.models  # noqa: F401  (registers the case tables, so `wipe` empties them)
+import helpline.booking.models  # noqa: F401  (registers the booking tables, so `wipe` empties them)
 from knowledge.models import Article
 from knowledge.search import refresh_terms
 from knowledge.store import load_shipped

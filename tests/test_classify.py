@@ -83,3 +83,59 @@ def test_status_number_is_extracted() -> None:
     assert classify("查询 20251", "zh").category == {"number": "20251"}
     assert classify("status of booking 2031", "en").category == {"number": "2031"}
     assert classify("我反映的问题有结果了吗", "zh").category == {"number": None}
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "code"),
+    [
+        # dialect and SMS spellings fold to the forms the word lists use
+        ("你们能干啥", Intent.MENU, None),
+        ("what do u do", Intent.MENU, None),
+        ("stret lite flickring all nite", Intent.GRID_CASE, "C0118"),  # one slip of the keys mended
+        # a component that is only the place: the problem is the other thing
+        ("公交站旁边的井盖没了", Intent.GRID_CASE, "C0114"),
+        ("manhole with no cover near the bus stop", Intent.GRID_CASE, "C0114"),
+        # a railing knocked down by a car is a street problem; a person knocked down an emergency
+        ("马路中间的护栏被车撞倒了", Intent.GRID_CASE, "C0211"),
+        # English phrases with words between ("drain ... blocked") and irregular verbs ("sank")
+        ("the drain outside our block has been blocked for days", Intent.GRID_CASE, "E0404"),
+        ("the road sank overnight", Intent.GRID_CASE, "E0401"),
+        # many words of one street problem say it without a problem word
+        ("隔壁工地大半夜还在电钻", Intent.GRID_CASE, "E0301"),
+        # a street thing named outright beats a shorter home word ("wires")
+        ("telecom cabinet door hanging open with wires sticking out", Intent.GRID_CASE, "C0115"),
+    ],
+)
+def test_colloquial_writing_is_understood(text: str, intent: Intent, code: str | None) -> None:
+    result = classify(text, "zh")
+    assert result.intent is intent
+    if code is not None:
+        assert result.category is not None and result.category["code"] == code
+
+
+def test_a_person_hit_by_a_car_is_an_emergency() -> None:
+    assert classify("我爸被车撞倒了", "zh").intent is Intent.EMERGENCY
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("查下 CX 20781", Intent.CASE_STATUS),  # the reference need not start the message
+        ("check booking B2290", Intent.CASE_STATUS),  # references with a letter prefix
+        ("my plumber booking for today, is he still coming?", Intent.CASE_STATUS),
+        ("我上次投诉的噪音 处理了吗", Intent.CASE_STATUS),  # 了吗 = 了没
+        ("今年的种地补贴咋还没发", Intent.KNOWLEDGE),  # money not yet paid: not a case
+        ("人工 人工", Intent.OPERATOR),
+        ("能不能找个工作人员跟我说", Intent.OPERATOR),
+        ("this bot is useless give me a person", Intent.OPERATOR),
+        ("how do i book a service with you", Intent.KNOWLEDGE),  # a question about booking
+        ("猪发烧了 要不要找兽医", Intent.KNOWLEDGE),  # asking whether, not asking for
+        ("收割机下周能来不", Intent.BOOKING),
+        ("can someone come and test the soil in my field", Intent.BOOKING),  # a service's words in any order
+        ("明天股票涨不涨", Intent.UNKNOWN),  # nothing the line is for
+        ("炒股票被骗了钱怎么办", Intent.KNOWLEDGE),  # ... unless it is about being cheated
+        ("after the flood is tap water safe to drink", Intent.KNOWLEDGE),  # "tap" is part of "tap water"
+    ],
+)
+def test_more_intents_that_are_easily_confused(text: str, intent: Intent) -> None:
+    assert classify(text, "zh").intent is intent

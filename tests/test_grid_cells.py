@@ -15,9 +15,10 @@ from helpline.grid import (
     shipped_gazetteer,
     shipped_grid,
 )
+from helpline.cases.models import Case, CaseReport, case_id_of
 from helpline.models import Conversation
 
-PROPERTIES = {"id", "name", "community", "street", "district"}
+PROPERTIES = {"id", "name", "community", "street", "district", "area_class"}
 
 
 def _west_north(cell):  # type: ignore[no-untyped-def]
@@ -40,6 +41,17 @@ async def state_of(db, conversation_id: str) -> dict:  # type: ignore[no-untyped
     async with db.read() as s:
         conv = await s.scalar(select(Conversation).where(Conversation.id == conversation_id))
     return conv.state or {}
+
+
+async def case_of(db, body: dict) -> Case:  # type: ignore[no-untyped-def]
+    """The case a reply announced (its number is in the text and in ``case``)."""
+    number = body["case"]["id"]
+    assert number in body["reply"]["text"]
+    async with db.read() as s:
+        case = await s.get(Case, case_id_of(number))
+        (report,) = (await s.scalars(select(CaseReport).where(CaseReport.case_id == case.id))).all()
+    assert report.urn is not None and report.contact_id is not None
+    return case
 
 
 # --- the shipped cells ---------------------------------------------------------------------------
@@ -192,8 +204,12 @@ async def test_a_report_with_a_location_lands_in_its_cell(client, db) -> None:
     body = await post(client, "路灯坏了", "web:gridloc", location={"lat": lat, "lon": lon})
     assert body["intent"] == "grid_case" and body["grid"]["minor_code"] == "18"
     assert cell.id in body["reply"]["text"] and cell.name in body["reply"]["text"]
-    report = (await state_of(db, body["conversation_id"]))["report"]
-    assert report["cell"] == cell.id and report["lat"] == lat and report["lon"] == lon and report["code"] == "C0118"
+    case = await case_of(db, body)
+    assert (case.cell_id, case.lat, case.lon, case.class_code) == (cell.id, lat, lon, "C0118")
+    assert case.status == "reported" and case.area_class == cell.area_class and case.source == "web"
+    assert body["case"]["status"] == "reported"
+    state = await state_of(db, body["conversation_id"])
+    assert "report" not in state and state["case"] == case.number and "flow" not in state
 
 
 async def test_a_report_in_english_with_a_location_names_the_grid_cell(client) -> None:
@@ -210,10 +226,10 @@ async def test_a_typed_landmark_resolves_to_its_cell(client, db) -> None:
     assert "中心小学门口" in second["reply"]["text"]
     assert f"网格：{cell.name}（{cell.id}）" in second["reply"]["text"]
     state = await state_of(db, second["conversation_id"])
-    assert state.get("flow") is None
-    report = state["report"]
-    assert report["cell"] == cell.id and report["place"] == "中心小学门口"
-    assert (report["lat"], report["lon"]) == (place.lat, place.lon) and report["landmark"] == "中心小学"
+    assert state.get("flow") is None and "report" not in state
+    case = await case_of(db, second)
+    assert case.cell_id == cell.id and case.address == "中心小学门口" and case.description == "路灯坏了"
+    assert (case.lat, case.lon) == (place.lat, place.lon) and case.landmark == "中心小学"
 
 
 async def test_a_typed_unknown_place_is_still_recorded(client, db) -> None:
@@ -221,8 +237,8 @@ async def test_a_typed_unknown_place_is_still_recorded(client, db) -> None:
     second = await post(client, "村口大槐树下", "web:gridunk")
     assert second["intent"] == "grid_case" and "村口大槐树下" in second["reply"]["text"]
     assert "网格" not in second["reply"]["text"]
-    report = (await state_of(db, second["conversation_id"]))["report"]
-    assert report["place"] == "村口大槐树下" and report["cell"] is None and report["lat"] is None
+    case = await case_of(db, second)
+    assert case.address == "村口大槐树下" and case.cell_id is None and case.lat is None  # the operator places it
 
 
 async def test_a_point_outside_the_area_gets_a_polite_answer(client, db) -> None:
@@ -236,8 +252,8 @@ async def test_a_point_outside_the_area_gets_a_polite_answer(client, db) -> None
     second = await post(client, "菜市场旁边", "web:gridout")
     _, cell = resolve_place("菜市场")
     assert cell.id in second["reply"]["text"]
-    report = (await state_of(db, second["conversation_id"]))["report"]
-    assert report["cell"] == cell.id and "outside" not in report
+    case = await case_of(db, second)
+    assert case.cell_id == cell.id and case.address == "菜市场旁边"
 
 
 async def test_a_point_outside_the_area_in_english(client) -> None:
@@ -252,10 +268,22 @@ async def test_a_location_sent_after_the_question_places_the_report(client, db) 
     lat, lon = _centre(cell)
     second = await post(client, "就在这里", "web:gridlate", location={"lat": lat, "lon": lon})
     assert second["intent"] == "grid_case" and cell.id in second["reply"]["text"] and "已记录" in second["reply"]["text"]
-    report = (await state_of(db, second["conversation_id"]))["report"]
-    assert (report["cell"], report["lat"], report["lon"]) == (cell.id, lat, lon)
+    case = await case_of(db, second)
+    assert (case.cell_id, case.lat, case.lon) == (cell.id, lat, lon)
     # a named place outside the area is named back, and the question stands
     await post(client, "井盖丢了", "web:gridlate")
     third = await post(client, "幸福小区东门", "web:gridlate", location={"lat": 29.9, "lon": 121.6})
     assert "幸福小区东门" in third["reply"]["text"] and "服务区域" in third["reply"]["text"]
     assert (await state_of(db, third["conversation_id"]))["flow"] == "grid_case"
+
+
+async def test_photos_kept_with_the_draft_go_with_the_case(client, db) -> None:
+    """A channel that receives a photo while the place is awaited adds it to the draft (as Telegram
+    does); the case opened from the draft carries it."""
+    first = await post(client, "路灯坏了", "web:gridphoto")
+    async with db.write() as s:
+        conv = await s.scalar(select(Conversation).where(Conversation.id == first["conversation_id"]))
+        conv.state = {**conv.state, "report": {**conv.state["report"], "media": ["media/telegram/p1.jpg"]}}
+    second = await post(client, "中心小学门口", "web:gridphoto")
+    case = await case_of(db, second)
+    assert case.media == [{"path": "media/telegram/p1.jpg"}]

@@ -61,10 +61,12 @@ async def test_a_street_problem_carries_its_grid_class_and_asks_where(client, db
     place = await post(client, "幸福路和人民路交叉口", "web:grid")
     assert place["intent"] == "grid_case" and place["grid"]["minor_code"] == "18"
     assert "幸福路和人民路交叉口" in place["reply"]["text"]
+    # The report is now a case (status "reported", waiting to be registered), not an operator hand-off.
+    assert place["case"]["status"] == "reported" and place["case"]["id"] in place["reply"]["text"]
     async with db.read() as s:
         conv = await s.scalar(select(Conversation).where(Conversation.id == body["conversation_id"]))
-        events = (await s.scalars(select(Event).where(Event.action == "handoff.requested"))).all()
-    assert conv.status == "waiting" and [e.data["reason"] for e in events] == ["grid_case"]
+        events = (await s.scalars(select(Event).where(Event.action == "case.report"))).all()
+    assert conv.status == "open" and [e.subject_id for e in events] == [place["case"]["id"]]
 
 
 async def test_a_street_problem_with_a_location_needs_no_question(client) -> None:

@@ -8,7 +8,7 @@ from helpline.router import Context
 
 async def request_operator(ctx: Context, reason: str) -> None:
     """Put the conversation in the operators' queue (once), with why it is there."""
-    if ctx.conversation.status != "waiting":
+    if ctx.conversation.status not in ("waiting", "assigned"):  # queued already, or in an operator's hands
         ctx.conversation.status = "waiting"
         ctx.audit("handoff.requested", {"reason": reason, "text": ctx.request.text[:500]})
 

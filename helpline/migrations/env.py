@@ -8,11 +8,10 @@ from sqlalchemy.engine import Connection
 
 from helpline.db import create_engine
 from helpline.migrate import include_object
-from helpline.models import Base
-import knowledge.models  # noqa: F401  (registers the article table)
+from helpline.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 # The URL travels in attributes, not in the ini options, so '%' in passwords needs no escaping.
 url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
 

@@ -12,6 +12,10 @@ was blocked by the user"; ``fail_next(method, status, …)`` fails the next call
 (500, or 429 with ``retry_after``); ``add_file(...)`` registers a file for getFile and download;
 ``queue_update(...)`` feeds getUpdates, which long-polls like Telegram (until an update is queued,
 its ``timeout`` passes or the fake closes) and confirms updates below ``offset``.
+
+Outages: ``fail_mode("500" | "timeout" | "refuse")`` makes every sendMessage fail until reset with
+``fail_mode(None)`` (an error answer, no answer at all, or a dropped connection); ``slow(seconds)``
+answers every call later.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ class _Failure:
 class FakeTelegramApi:
     """Start with ``await fake.start()``; ``fake.url`` is what HELPLINE_TELEGRAM_API_URL should be."""
 
-    def __init__(self, token: str = TOKEN) -> None:
+    def __init__(self, token: str = TOKEN, *, port: int | None = None) -> None:
         self.token = token
         self.calls: list[Call] = []
         self.downloads: list[str] = []
@@ -74,10 +78,12 @@ class FakeTelegramApi:
         self._message_ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._closing = False
+        self._mode: str | None = None
+        self._delay = 0.0
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
-        self._server = TestServer(app, host="127.0.0.1")
+        self._server = TestServer(app, host="127.0.0.1", port=port)
 
     @property
     def url(self) -> str:
@@ -93,6 +99,16 @@ class FakeTelegramApi:
         await self._server.close()
 
     # -- set-up and inspection ----------------------------------------------------------
+
+    def fail_mode(self, mode: str | None) -> None:
+        """Every sendMessage until reset: "500" an error, "timeout" no answer, "refuse" a dropped connection."""
+        if mode not in (None, "500", "timeout", "refuse"):
+            raise ValueError(mode)
+        self._mode = mode
+
+    def slow(self, seconds: float) -> None:
+        """Answer every call this much later (0 for normal speed)."""
+        self._delay = seconds
 
     def block(self, chat_id: int) -> None:
         """From now on sendMessage to ``chat_id`` answers 403, as when the user blocked the bot."""
@@ -152,6 +168,20 @@ class FakeTelegramApi:
         call = Call(method, params)
         self.calls.append(call)
         try:
+            if self._delay:
+                await asyncio.sleep(self._delay)
+            if self._mode is not None and method.lower() == "sendmessage":
+                if self._mode == "timeout":
+                    for _ in range(600):  # no answer (until the fake closes or a minute passes)
+                        if self._closing:
+                            break
+                        await asyncio.sleep(0.1)
+                    return _error(504, "Gateway Timeout")
+                if self._mode == "refuse":
+                    assert request.transport is not None
+                    request.transport.close()  # the client sees the connection drop without an answer
+                    return web.Response()
+                return _error(500, "Internal Server Error")
             failures = self._failures.get(method.lower())
             if failures:
                 failure = failures.pop(0)

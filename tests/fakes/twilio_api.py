@@ -51,7 +51,7 @@ class _Failure:
 class FakeTwilioApi:
     """Start with ``await fake.start()``; ``fake.url`` is what HELPLINE_TWILIO_API_URL should be."""
 
-    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
+    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, *, port: int | None = None) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.messages: list[dict[str, Any]] = []  # accepted messages, one per idempotency token
@@ -65,7 +65,7 @@ class FakeTwilioApi:
         self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account_sid}/Messages.json", self._create_message)
-        self._server = TestServer(app, host="127.0.0.1")
+        self._server = TestServer(app, host="127.0.0.1", port=port)
 
     @property
     def url(self) -> str:
