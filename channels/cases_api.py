@@ -123,6 +123,8 @@ async def _params(request: web.Request) -> dict[str, Any]:
             if key != "photo":
                 raise InvalidInput(f"unexpected file field {key!r} (photos go in 'photo')")
             photos.append(value.file.read())
+        elif key == "photo" and not str(value):
+            continue  # a browser's file input left empty: no photo, not a text field
         elif key in ("amount", "rating"):
             try:
                 params[key] = int(str(value))

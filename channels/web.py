@@ -14,7 +14,6 @@ from typing import Any
 from aiohttp import web
 
 from channels import portal
-from channels.portal.common import SESSION_COOKIE  # noqa: F401 (the portal's session cookie, hl_sid)
 from helpline.appkeys import INBOX, SETTINGS
 from helpline.http import BadRequest, json_error, json_response
 from helpline.inbound import HandlingFailed

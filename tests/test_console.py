@@ -393,16 +393,16 @@ async def test_the_ui_speaks_both_languages_and_remembers_the_choice(client: Tes
 async def test_registered_pages_appear_for_their_roles_only(aiohttp_client, settings: Settings, db: Database) -> None:  # type: ignore[no-untyped-def]
     app = create_app(settings)
 
-    async def cases(request: web.Request) -> web.Response:
+    async def reports(request: web.Request) -> web.Response:
         from helpline.console import render, require
 
         await require(request, "supervisor", "department")
-        return await render(request, "console/error.html", {"code": 200, "zh": "案件", "en": "Cases", "detail": None})
+        return await render(request, "console/error.html", {"code": 200, "zh": "报表", "en": "Reports", "detail": None})
 
-    app.router.add_get("/console/cases", cases)
-    register_page(app, "cases", "案件", "Cases", {"supervisor", "department"}, "/console/cases")
+    app.router.add_get("/console/reports", reports)
+    register_page(app, "reports", "报表", "Reports", {"supervisor", "department"}, "/console/reports", order=30)
     with pytest.raises(ValueError):
-        register_page(app, "cases", "案件", "Cases", {"supervisor"}, "/console/cases")
+        register_page(app, "reports", "报表", "Reports", {"supervisor"}, "/console/reports")
     with pytest.raises(ValueError):
         register_page(app, "elsewhere", "别处", "Elsewhere", {"admin"}, "/other")
     with pytest.raises(ValueError):
@@ -414,11 +414,11 @@ async def test_registered_pages_appear_for_their_roles_only(aiohttp_client, sett
     html = await (await client.get("/console/queue")).text()
     assert (
         html.index('href="/console/conversations"')
-        < html.index('href="/console/cases"')
+        < html.index('href="/console/reports"')
         < html.index('href="/console/kb"')
     )
     await post(client, "/console/logout")
     await login(client, "oper")
     html = await (await client.get("/console/queue")).text()
-    assert 'href="/console/cases"' not in html
-    assert (await client.get("/console/cases", allow_redirects=False)).status == 403
+    assert 'href="/console/reports"' not in html
+    assert (await client.get("/console/reports", allow_redirects=False)).status == 403

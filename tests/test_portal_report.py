@@ -144,3 +144,12 @@ async def test_a_report_without_this_browsers_token_is_refused(client, db, demo)
     resp = await send(client, report_form("lz1.abcdefghijkl.abcdefghijklmnopqrstuvwxyz0123"))
     assert resp.status == 403
     assert await count(db, Case) == 0
+
+
+async def test_one_browser_cannot_flood_the_centre_with_reports(client, db, demo) -> None:
+    statuses = []
+    for n in range(12):
+        form = report_form(await token(client, "/report"), lat="", lon="", place=f"村东头{n}号")
+        statuses.append((await send(client, form)).status)
+    assert statuses[:10] == [303] * 10 and statuses[10:] == [429, 429]
+    assert await count(db, Case) == 10

@@ -7,13 +7,22 @@ import re
 
 import pytest
 from sqlalchemy import select
-from test_portal_support import close_case, csrf_of, demo_data, finish_booking, png, post_form, report_form, token
+from test_portal_support import (
+    OPERATOR,
+    close_case,
+    csrf_of,
+    demo_data,
+    finish_booking,
+    png,
+    post_form,
+    report_form,
+    token,
+)
 
 from helpline.booking.models import Booking, Provider
 from helpline.cases import service as cases
 from helpline.cases.models import Case, CaseReport
 from helpline.models import utcnow
-from test_portal_support import OPERATOR
 
 PHONE = "13800138000"
 

@@ -23,21 +23,23 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from channels.portal import ask, book, kb, report, track
-from channels.portal.common import KEYS, STATIC, PortalKeys, load_static, portal_middleware, static_file
+from channels.portal.common import KEYS, STATIC, PortalKeys, load_static, portal_middleware, setup_limits, static_file
 from helpline.appkeys import SETTINGS
 
 
-async def _keys(app: web.Application) -> AsyncIterator[None]:
-    """At start, not in create_app: the secret key may have to be generated and written first."""
+async def _start(app: web.Application) -> AsyncIterator[None]:
+    """At start, not in create_app: the secret key may have to be generated and written first,
+    and the static files are read once (no I/O while the app is only being built)."""
     app[KEYS] = PortalKeys.derive(app[SETTINGS].resolved_secret_key())
+    app[STATIC] = load_static()
     yield
 
 
 def setup(app: web.Application) -> None:
     app.middlewares.append(portal_middleware)
-    app.cleanup_ctx.append(_keys)
-    app[STATIC] = load_static()
-    track.setup_limits(app)
+    app.cleanup_ctx.append(_start)
+    setup_limits(app)  # reports and bookings per browser and address
+    track.setup_limits(app)  # look-ups per browser and address
     r = app.router
     r.add_get("/portal/static/{name}", static_file)
     r.add_get("/", ask.home)

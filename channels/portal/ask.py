@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from channels.portal import kb
 from channels.portal.common import check_token, lang_of, page, redirect, session_id, tr, web_address
 from helpline.appkeys import DB, INBOX, SETTINGS
 from helpline.booking.matching import best_services
@@ -24,8 +25,6 @@ from helpline.models import ContactAddress, Conversation, Event, Message
 from helpline.request import Channel, Intent, Reply, Request
 from knowledge.models import Article
 from knowledge.search import search
-
-from channels.portal import kb
 
 TALK_LIMIT = 40  # messages shown on /talk
 _STOPS = ("。", ".", "！", "!", "？", "?", "…")

@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from channels.portal.common import check_token, lang_of, page, redirect, tr, web_address
+from channels.portal.common import check_token, lang_of, page, redirect, too_many, tr, web_address
 from helpline.appkeys import DB, SETTINGS
 from helpline.booking import texts
 from helpline.booking.models import ACTIVE, PROVIDER_ACTIVE, Booking, Provider, ProviderService, Service, ServiceCategory
@@ -179,6 +179,9 @@ async def book_submit(request: web.Request) -> web.Response:
             ("slot", t("页面已过期，请检查后再点一次“确认预约”。", "This page had expired: please check and press “Book” again."))])
     if errors or urn is None:
         return await _form(request, service, values, status=400, errors=errors, form=form)
+    if too_many(request):
+        return await _form(request, service, values, status=429, form=form, errors=[
+            ("slot", t("提交太频繁了，请一分钟后再试。", "Too many bookings at once: please wait a minute."))])
     key = f"{urn}|portal:{nonce}"[:200]
     digest = hashlib.sha256(json.dumps({"service": service.code, **values}, sort_keys=True, ensure_ascii=False)
                             .encode()).hexdigest()

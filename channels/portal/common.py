@@ -34,6 +34,7 @@ from aiohttp import web
 
 from helpline.appkeys import SETTINGS
 from helpline.logs import request_id
+from helpline.ratelimit import ContactLimiter, Verdict
 
 log = logging.getLogger("helpline.portal")
 
@@ -176,6 +177,24 @@ def check_link(request: web.Request, signature: str, *parts: str) -> bool:
     return hmac.compare_digest(signature.encode(), sign_link(request, *parts).encode())
 
 
+# -- how often one browser (and one network address) may send a form that writes ------------------
+
+FORM_LIMITS: web.AppKey[tuple[ContactLimiter, ContactLimiter]] = web.AppKey("portal_form_limits")
+FORMS_PER_BROWSER = 10  # reports and bookings a minute from one browser
+FORMS_PER_ADDRESS = 60  # … from one address (a village or a school may share one)
+
+
+def setup_limits(app: web.Application) -> None:
+    app[FORM_LIMITS] = (ContactLimiter(FORMS_PER_BROWSER), ContactLimiter(FORMS_PER_ADDRESS))
+
+
+def too_many(request: web.Request) -> bool:
+    """Count one report or booking; True when this browser or address has sent too many this minute."""
+    browser, network = request.app[FORM_LIMITS]
+    return (browser.check(session_id(request)) is not Verdict.ALLOW
+            or network.check(request.remote or "?") is not Verdict.ALLOW)
+
+
 # -- rendering -------------------------------------------------------------------------------------
 
 
@@ -196,12 +215,12 @@ def load_static() -> dict[str, tuple[bytes, str, str]]:
 
 
 def static_url(request: web.Request, name: str) -> str:
-    entry = request.app[STATIC].get(name)
+    entry = request.app.get(STATIC, {}).get(name)
     return f"/portal/static/{name}?v={entry[2]}" if entry else f"/portal/static/{name}"
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
-    entry = request.app[STATIC].get(request.match_info["name"])
+    entry = request.app.get(STATIC, {}).get(request.match_info["name"])
     if entry is None:
         raise web.HTTPNotFound()
     body, content_type, digest = entry

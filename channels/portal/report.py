@@ -21,7 +21,7 @@ from aiohttp import BodyPartReader, web
 from multidict import MultiDict
 from sqlalchemy import select, text
 
-from channels.portal.common import check_link, check_token, lang_of, page, redirect, sign_link, tr, web_address
+from channels.portal.common import check_link, check_token, lang_of, page, redirect, sign_link, too_many, tr, web_address
 from helpline.appkeys import DB, SETTINGS
 from helpline.cases import media, service
 from helpline.cases.data import taxonomy
@@ -160,8 +160,7 @@ async def read_form(request: web.Request, lang: str) -> Submitted:
             if part.name in FIELDS and part.name not in fields:
                 fields[part.name] = "" if over else data.decode("utf-8", "replace")
                 if over:
-                    problems.append((part.name if part.name != "class" else "description",
-                                     t("内容太长了。", "That is far too long.")))
+                    problems.append((part.name, t("内容太长了。", "That is far too long.")))
             elif part.name in ("csrf", "lang"):
                 fields[part.name] = data[:200].decode("utf-8", "replace")
             continue
@@ -312,6 +311,9 @@ async def submit(request: web.Request) -> web.Response:
         status = 403 if nonce is None else 400
         return await _render(request, values, status=status, form=form, errors=problems,
                              photos_lost=sent.photo_count)
+    if too_many(request):
+        return await _render(request, values, status=429, form=form, photos_lost=sent.photo_count, errors=[
+            ("description", t("提交太频繁了，请一分钟后再试。", "Too many reports at once: please wait a minute."))])
     saved = [media.save_photo(settings.var_dir, data) for data in sent.photos]
     now = utcnow()
     try:

@@ -9,11 +9,15 @@
 
   // One submit per form: the button waits and says so (the server dedupes anyway).
   Array.prototype.forEach.call(doc.querySelectorAll("form[data-busy]"), function (form) {
+    var button = form.querySelector("button[type=submit]");
+    if (!button) return;
+    var label = button.textContent;
     form.addEventListener("submit", function () {
-      var button = form.querySelector("button[type=submit]");
-      if (!button || button.disabled) return;
+      if (button.disabled) return;
       setTimeout(function () { button.disabled = true; button.textContent = form.getAttribute("data-busy"); }, 0);
     });
+    // Back to a page kept in memory: the button works again.
+    window.addEventListener("pageshow", function () { button.disabled = false; button.textContent = label; });
   });
 
   var summary = $("error-summary");
