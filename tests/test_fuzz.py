@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -29,7 +30,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from fakes.processes import AUTH_TOKEN, PUBLIC_URL, free_port, service_env
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
@@ -283,11 +284,24 @@ def test_telegram_webhook_never_fails_on_any_update(line: Line, update: Any) -> 
 @given(form=st.fixed_dictionaries({}, optional={"text": text | st.sampled_from(["你好", "  "]), "nonce": text,
                                                 "lang": st.sampled_from(["zh", "en", "x"])}),
        cookie=st.none() | st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=";,"),
-                                  max_size=80))
-def test_the_portal_form_never_fails(line: Line, form: dict[str, str], cookie: str | None) -> None:
-    cookies = {"hl_sid": cookie} if cookie else {}
+                                  max_size=80),
+       from_page=st.booleans())
+@example(form={"text": "稻瘟病怎么治", "lang": "zh"}, cookie=None, from_page=True)  # a real question, stored
+def test_the_portal_form_never_fails(line: Line, form: dict[str, str], cookie: str | None, from_page: bool) -> None:
+    """Fuzzed forms, some with the form token of a page really fetched first (as a browser sends)."""
+    http = requests.Session()
+    if cookie:
+        http.cookies.set("hl_sid", cookie)
+    cookies: dict[str, str] = {}
+    if from_page:
+        page = http.get(line.url + "/", timeout=30)
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        if token:
+            form = {**form, "csrf": token.group(1)}
+        # The cookie is marked Secure (the public URL is https); this test speaks plain http.
+        cookies = {k: v for k, v in page.cookies.items() if v}
     before = line.counts()
-    resp = line.http.post(line.url + "/", data=form, cookies=cookies, timeout=30)
+    resp = http.post(line.url + "/", data=form, cookies=cookies, timeout=30)
     check(line, resp, before, json_errors=False)
 
 
