@@ -103,4 +103,7 @@ async def test_figures_for_the_console(api, db) -> None:
     assert mine["department"] == "HW" and mine["total"]["reported"] == 0
     assert (await api.get("/console/api/cases/figures?department=LD")).status == 403
     page = await api.get("/console/dashboard")
-    assert page.status == 200 and "数字城管指标" in await page.text()
+    html = await page.text()
+    assert page.status == 200 and "数字城管指标" in html
+    # Pictures, not only the table: the timers of cases in hand, drawn as bars.
+    assert 'aria-label="办理中案件的计时灯"' in html and "绿灯 正常" in html and "满意度(均分)" in html

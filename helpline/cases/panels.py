@@ -1,4 +1,5 @@
-"""What grid cases add to the console's dashboard: a table of the centre's figures for the current
+"""What grid cases add to the console's dashboard: pictures of the open cases' timers and of each
+department's on-time and satisfaction figures, a table of the centre's figures for the current
 month by department, and a map layer of open cases per grid cell (with the console's
 ``register_dashboard_panel`` / ``register_map_layer``). Department users see their own only.
 """
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpline.appkeys import SETTINGS
 from helpline.cases.figures import figures
 from helpline.cases.models import OPEN, Case
+from helpline.cases.timers import light
+from helpline.console.charts import hbars
 from helpline.models import User, utcnow
 from helpline.users import ROLES
 
@@ -24,7 +27,10 @@ COLUMNS = (
     ("on_time_handling_rate", "按时处置率", "On-time handling", True), ("closure_rate", "结案率", "Closure", True),
     ("on_time_closure_rate", "按期结案率", "On-time closure", True), ("rework_rate", "返工率", "Rework", True),
     ("avg_hours_to_close", "平均结案时长(时)", "Avg hours to close", False),
+    ("avg_rating", "满意度(均分)", "Satisfaction (avg)", False),
 )
+LIGHTS = (("green", "绿灯 正常", "Green: on time", "#2f9e5b"), ("yellow", "黄灯 将超时", "Yellow: due soon", "#e0a030"),
+          ("red", "红灯 已超时", "Red: overdue", "#d1483d"))
 
 
 def _cell(value: Any, rate: bool) -> str:
@@ -47,8 +53,37 @@ async def figures_panel(request: web.Request, session: AsyncSession, user: User,
         cells = "".join(f"<td>{_cell(group[k], rate)}</td>" for k, _, _, rate in COLUMNS)
         rows.append(f"<tr><th scope=\"row\">{name}</th>{cells}</tr>")
     caption = "本月上报的案件" if zh else "Cases reported this month"
-    return (f"<table class=\"figures\"><caption>{escape(caption)}</caption><thead><tr><th></th>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    table = (f"<table class=\"figures\"><caption>{escape(caption)}</caption><thead><tr><th></th>{head}</tr></thead>"
+             f"<tbody>{''.join(rows)}</tbody></table>")
+    return await _pictures(session, user, data["groups"], zh) + table
+
+
+async def _pictures(session: AsyncSession, user: User, groups: list[dict[str, Any]], zh: bool) -> str:
+    """Open cases by traffic light, and each department's on-time handling and satisfaction, as bars."""
+    query = select(Case).where(Case.status.in_(OPEN), Case.timer_started_at.is_not(None))
+    if user.role == "department":
+        query = query.where(Case.department_code == user.department_code)
+    now = utcnow()
+    counts = {key: 0 for key, *_ in LIGHTS}
+    for case in await session.scalars(query.limit(10_000)):
+        shade = light(case, now)
+        if shade in counts:
+            counts[shade] += 1
+    title = "办理中案件的计时灯" if zh else "Cases in hand, by timer"
+    charts = [(title, hbars([(z if zh else e, counts[key]) for key, z, e, _ in LIGHTS], title=title,
+                            colors=[c for *_, c in LIGHTS], width=420))]
+    named = [(str(g.get("name") or g["key"]), g) for g in groups]
+    on_time = [(n, round(g["on_time_handling_rate"] * 100, 1)) for n, g in named
+               if g.get("on_time_handling_rate") is not None]
+    if on_time:
+        title = "按时处置率（本月）" if zh else "On-time handling (this month)"
+        charts.append((title, hbars(on_time, title=title, unit="%", width=420)))
+    rated = [(n, g["avg_rating"]) for n, g in named if g.get("avg_rating") is not None]
+    if rated:
+        title = "满意度均分（本月，满分5）" if zh else "Satisfaction (this month, of 5)"
+        charts.append((title, hbars(rated, title=title, width=420)))
+    parts = "".join(f'<figure class="case-chart"><figcaption>{escape(t)}</figcaption>{c}</figure>' for t, c in charts)
+    return f'<div class="case-charts">{parts}</div>'
 
 
 async def open_cases_layer(session: AsyncSession, user: User) -> dict[str, float]:
