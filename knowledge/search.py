@@ -247,7 +247,7 @@ async def refresh_terms(session: AsyncSession) -> int:
     # cache (knowledge/terms.py) that the index changed.
     rows.append({"term": TOTAL, "df": articles or 0, "df_all": articles or 0, "top": os.urandom(8)})
     for start in range(0, len(rows), 5000):
-        await session.execute(insert(ArticleTerm), rows[start : start + 5000])
+        await session.execute(insert(ArticleTerm.__table__), rows[start : start + 5000])
     forget()
     return len(rows)
 
