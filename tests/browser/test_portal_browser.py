@@ -86,6 +86,9 @@ async def test_book_a_service_then_change_and_cancel_it(browser: Any, portal: Po
     await shot(page, "1-services")
     await page.click("text=水管维修疏通")
     await page.wait_for_selector("input[name=slot]")
+    # The last day offered: well before the cut-off, so the booking can still be moved and cancelled.
+    await page.locator(".days a").last.click()
+    await page.wait_for_selector("input[name=slot]")
     await shot(page, "2-slots")
     await page.locator(".choice").first.click()
     await page.fill("#name", "王大妈")
@@ -100,6 +103,8 @@ async def test_book_a_service_then_change_and_cancel_it(browser: Any, portal: Po
     await shot(page, "4-confirmation", full_page=True)
 
     await page.click("a.button:has-text('改时间')")
+    await page.wait_for_selector("input[name=slot]")
+    await page.locator(".days a").last.click()  # again a day well before the cut-off
     await page.wait_for_selector("input[name=slot]")
     await page.locator(".choice").nth(1).click()
     await page.click("button[type=submit]")
