@@ -26,10 +26,11 @@ T0 = datetime(2026, 12, 1, 8, 0, tzinfo=ZONE).astimezone(UTC)
 RESIDENT = "tel:+8613800138000"
 PA_PHONE, PB_PHONE, VET_PHONE = "+8613900000001", "+8613900000002", "+8613900000003"
 
-DAYTIME = f"""
+# The categories and services every test catalogue shares; the catalogues differ in providers.
+SERVICES = """
 categories:
-  - {{code: repair, zh: 家庭维修, en: Home repairs, sort: 1}}
-  - {{code: farm, zh: 农业生产服务, en: Farm services, sort: 2}}
+  - {code: repair, zh: 家庭维修, en: Home repairs, sort: 1}
+  - {code: farm, zh: 农业生产服务, en: Farm services, sort: 2}
 services:
   - code: plumbing
     category: repair
@@ -49,6 +50,9 @@ services:
     en: Vet visit
     keywords_zh: [兽医, 羊, 牛, 猪]
     keywords_en: [vet, goats, cows, pigs]
+"""
+
+DAYTIME = SERVICES + f"""
 providers:
   - code: pa
     zh: 甲水电
@@ -85,29 +89,7 @@ holidays:
   - {{date: 2026-12-10, zh: 测试假日, en: Test holiday}}
 """
 
-ROUND_THE_CLOCK = f"""
-categories:
-  - {{code: repair, zh: 家庭维修, en: Home repairs, sort: 1}}
-  - {{code: farm, zh: 农业生产服务, en: Farm services, sort: 2}}
-services:
-  - code: plumbing
-    category: repair
-    zh: 水管维修疏通
-    en: Plumbing
-    keywords_zh: [水管, 漏水, 马桶, 下水道, 水管工]
-    keywords_en: [plumber, pipe, leak, drain]
-  - code: electrician
-    category: repair
-    zh: 电工维修
-    en: Electrician
-    keywords_zh: [电工, 插座, 跳闸]
-    keywords_en: [electrician, socket, wiring]
-  - code: vet
-    category: farm
-    zh: 兽医出诊
-    en: Vet visit
-    keywords_zh: [兽医, 羊, 牛, 猪]
-    keywords_en: [vet, goats, cows, pigs]
+ROUND_THE_CLOCK = SERVICES + f"""
 providers:
   - code: pa
     zh: 甲水电
